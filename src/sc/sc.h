@@ -1,0 +1,128 @@
+/*
+ * sc.h - internal interface of the schedctl slot layer (src/sc).
+ *
+ * Modules:
+ *   region.c  the shared slot region: memfd, pages, bitmaps, fork reset
+ *   perf.c    the kernel context-switch record source (one ring/thread)
+ *   thread.c  per-thread set-up and release, the source decision
+ *   state.c   state readers (schedctl_state and friends)
+ *   api.c     the illumos entry points
+ *   futex.c   the runtime's own futex calls and internal lock
+ *
+ * Lock order: sc_region.lock is a leaf; nothing else is taken under it.
+ */
+#ifndef SC_SC_H
+#define SC_SC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sc/abi.h"
+
+#define SC_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- futex.c ---- */
+
+/* The runtime's own futex calls.  Every futex wait the runtime makes
+ * goes through sc_futex_wait(), so a filter can tell it apart from the
+ * program's own waits. */
+SC_HIDDEN long sc_futex_wait(uint32_t *uaddr, uint32_t val,
+                             const struct timespec *rel, bool private_);
+SC_HIDDEN long sc_futex_wake(uint32_t *uaddr, int n, bool private_);
+
+/* A small mutex for the runtime's rare slow paths (slot allocation).
+ * Never held across anything that can block for long. */
+struct sc_ilock { uint32_t il_word; };
+#define SC_ILOCK_INIT { 0 }
+SC_HIDDEN void sc_ilock_acquire(struct sc_ilock *l);
+SC_HIDDEN void sc_ilock_release(struct sc_ilock *l);
+
+/* ---- region.c ---- */
+
+/* A slot taken for the calling thread: its address and its perf ring
+ * address (an 8 KiB window reserved for this slot alone). */
+struct sc_taken {
+	struct sc_slot *t_slot;
+	char *t_ring;
+};
+
+/* => takes and drops the region lock.
+ * => returns 0 and fills *out, -ENOMEM if the region cannot be made,
+ *    -EAGAIN if all SC_REGION_SLOTS are taken. */
+SC_HIDDEN int sc_region_take(struct sc_taken *out);
+
+/* => slot's state already published as SC_FREE by the caller. */
+SC_HIDDEN void sc_region_give_back(struct sc_slot *slot);
+
+/* The slot behind a public pointer, NULL if p is not the start of a
+ * handed-out slot of this process's region.  Lock-free. */
+SC_HIDDEN struct sc_slot *sc_slot_from_pub(const sc_shared_t *p);
+
+/* Slot index <-> slot.  Index 0 is the header and never a slot.
+ * sc_slot_at() returns NULL for an index not handed out (lock-free). */
+SC_HIDDEN uint32_t sc_slot_index(const struct sc_slot *slot);
+SC_HIDDEN struct sc_slot *sc_slot_at(uint32_t index);
+SC_HIDDEN const char *sc_slot_ring(const struct sc_slot *slot);
+
+/* The region header, NULL before the first slot was taken. */
+SC_HIDDEN struct sc_region_hdr *sc_region_hdr(void);
+
+/* Called with the region memfd (still open) and its mapping when the
+ * region is created, before the library closes the fd: the preload
+ * passes it to the supervisor.  Set before any thread takes a slot. */
+SC_HIDDEN void sc_region_set_created_hook(void (*fn)(int fd, void *base));
+
+/* Forget the parent's region in a fork child (called from thread.c's
+ * atfork child handler). */
+SC_HIDDEN void sc_region_forget_after_fork(void);
+SC_HIDDEN void sc_region_prepare_fork(void);
+SC_HIDDEN void sc_region_parent_after_fork(void);
+
+/* ---- perf.c ---- */
+
+#define SC_RING_SIZE (2u * SC_PAGE_SIZE)   /* header page + one data page */
+
+/* => opens a context-switch event for the calling thread and maps its
+ *    ring at `ring` (replacing the placeholder there), then closes it.
+ * => 0 on success; -errno otherwise.  Refusal of perf_event_open itself
+ *    (EACCES, EPERM, ENOSYS, ENOENT, ENODEV, EINVAL) marks perf off for
+ *    the process; see sc_perf_refused(). */
+SC_HIDDEN int sc_perf_attach(char *ring);
+
+/* Replace a ring by a read-only zero placeholder (drops the event). */
+SC_HIDDEN void sc_perf_detach(char *ring);
+
+/* Reserve the ring windows for one page of slots (placeholders). */
+SC_HIDDEN char *sc_perf_reserve(unsigned nrings);
+
+/* => the newest switch record in ring: 1 and *state and *cpu set, 0 if the
+ *    thread has not been switched since set-up, -1 if the ring holds
+ *    something unexpected. Lock-free, no system call. */
+SC_HIDDEN int sc_perf_read(const char *ring, int *state, int *cpu);
+
+/* errno of the refusal, 0 while perf has not been refused. */
+SC_HIDDEN int sc_perf_refused(void);
+
+/* ---- thread.c ---- */
+
+/* Requested state source (SCHEDCTL_STATE_SOURCE). */
+enum sc_want { SC_WANT_AUTO, SC_WANT_PERF, SC_WANT_SUPERVISOR };
+
+SC_HIDDEN struct sc_slot *sc_thread_slot(void);   /* NULL if none */
+SC_HIDDEN struct sc_slot *sc_thread_setup(void);  /* NULL + errno */
+SC_HIDDEN void sc_set_supervised(bool on);
+SC_HIDDEN bool sc_supervised(void);
+SC_HIDDEN enum sc_want sc_wanted_source(void);
+/* One-line notices for the user (stderr), once each; off unless the CLI,
+ * the preload or SCHEDCTL_VERBOSE turned them on. */
+SC_HIDDEN void sc_notices_enable(bool on);
+SC_HIDDEN void sc_notice(const char *msg);
+
+/* ---- state.c ---- */
+
+/* => state of slot's owner (SC_*), or -1 with errno; *cpu if non-NULL. */
+SC_HIDDEN int sc_slot_state(const struct sc_slot *slot, int *cpu);
+
+
+#endif /* SC_SC_H */

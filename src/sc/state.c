@@ -1,0 +1,134 @@
+/*
+ * state.c - reading any thread's run state.
+ *
+ * A state is only ever reported if something observed it:
+ *   PERF        the newest kernel switch record in the owner's ring; no
+ *               record yet means it has run since set-up (SC_ONPROC on
+ *               the CPU it set up on).  SC_STOPPED stored by the
+ *               supervisor overrides a switch-out.
+ *   SUPERVISOR  sc_state/sc_cpu as the supervisor last wrote them.
+ *   NONE        the caller's own slot is SC_ONPROC (it is running this
+ *               code); any other thread's is unknown: -1, ENOTSUP.
+ *
+ * The generation check (see abi.h) makes a read whose slot changed hands
+ * retry, so a state never mixes two owners.
+ */
+#include <errno.h>
+#include <sched.h>
+
+#include "sc/sc.h"
+
+static int state_from_source(const struct sc_slot *s, int st, int *cpu)
+{
+	int src = __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED);
+	*cpu = __atomic_load_n(&s->ss_pub.sc_cpu, __ATOMIC_RELAXED);
+
+	if (src == SCHEDCTL_SOURCE_PERF) {
+		int pst, pcpu;
+		int r = sc_perf_read(sc_slot_ring(s), &pst, &pcpu);
+		if (r == 0)
+			return SC_ONPROC;
+		if (r < 0) {
+			errno = ENOTSUP;
+			return -1;
+		}
+		*cpu = pcpu;
+		if (pst == SC_SLEEP && st == SC_STOPPED)
+			return SC_STOPPED;
+		return pst;
+	}
+	if (src == SCHEDCTL_SOURCE_SUPERVISOR)
+		return st;
+	if (s == sc_thread_slot()) {
+		int c = sched_getcpu();
+		if (c >= 0)
+			*cpu = c;
+		return SC_ONPROC;
+	}
+	errno = ENOTSUP;
+	return -1;
+}
+
+int sc_slot_state(const struct sc_slot *s, int *cpu)
+{
+	int dummy;
+	if (!cpu)
+		cpu = &dummy;
+	for (;;) {
+		uint32_t gen = __atomic_load_n(&s->ss_gen, __ATOMIC_ACQUIRE);
+		int st = __atomic_load_n(&s->ss_pub.sc_state, __ATOMIC_ACQUIRE);
+		if (st == SC_FREE) {
+			*cpu = -1;
+			return SC_FREE;
+		}
+		int r = state_from_source(s, st, cpu);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&s->ss_gen, __ATOMIC_RELAXED) == gen &&
+		    __atomic_load_n(&s->ss_pub.sc_state, __ATOMIC_RELAXED) != SC_FREE)
+			return r;
+	}
+}
+
+int schedctl_state(const sc_shared_t *p)
+{
+	const struct sc_slot *s = sc_slot_from_pub(p);
+	if (!s) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sc_slot_state(s, NULL);
+}
+
+int schedctl_cpu(const sc_shared_t *p)
+{
+	const struct sc_slot *s = sc_slot_from_pub(p);
+	if (!s) {
+		errno = EINVAL;
+		return -1;
+	}
+	int cpu;
+	if (sc_slot_state(s, &cpu) < 0)
+		return -1;
+	return cpu;
+}
+
+pid_t schedctl_tid(const sc_shared_t *p)
+{
+	const struct sc_slot *s = sc_slot_from_pub(p);
+	if (!s) {
+		errno = EINVAL;
+		return -1;
+	}
+	return __atomic_load_n(&s->ss_tid, __ATOMIC_ACQUIRE);
+}
+
+int schedctl_source(const sc_shared_t *p)
+{
+	const struct sc_slot *s = sc_slot_from_pub(p);
+	if (!s) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (__atomic_load_n(&s->ss_pub.sc_state, __ATOMIC_ACQUIRE) == SC_FREE)
+		return SCHEDCTL_SOURCE_NONE;
+	return __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED);
+}
+
+/* Linear over the pages in use: this is a look-up by name, not a hot
+ * path (the mutex refers to owners by slot index). */
+sc_shared_t *schedctl_of(pid_t tid)
+{
+	if (tid > 0) {
+		for (uint32_t i = 1; ; i++) {
+			struct sc_slot *s = sc_slot_at(i);
+			if (!s)
+				break;
+			if (__atomic_load_n(&s->ss_tid, __ATOMIC_ACQUIRE) == tid &&
+			    __atomic_load_n(&s->ss_pub.sc_state,
+			                    __ATOMIC_ACQUIRE) != SC_FREE)
+				return &s->ss_pub;
+		}
+	}
+	errno = ESRCH;
+	return NULL;
+}

@@ -1,0 +1,219 @@
+/*
+ * thread.c - per-thread set-up and release of schedctl slots.
+ *
+ * A thread gets its slot the first time it (or the preload on its
+ * behalf) asks, and gives it back from a pthread key destructor when it
+ * exits.  After its destructor ran, a thread gets no new slot: a
+ * destructor that runs later (and, say, takes a mutex) sees NULL rather
+ * than leaking a slot that nobody would free.
+ *
+ * Source decision for a new thread (SCHEDCTL_STATE_SOURCE):
+ *   auto        perf if the kernel gives us a ring, else the supervisor
+ *               if one maps the region, else none
+ *   perf        perf or none
+ *   supervisor  the supervisor or none
+ *
+ * fork: the child keeps only the forking thread and none of the
+ * parent's pages (MADV_DONTFORK); the atfork child handler forgets the
+ * region and the thread's slot, so its next call takes a fresh one.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "sc/sc.h"
+
+enum { TS_NONE, TS_LIVE, TS_GONE };
+
+static __thread struct sc_slot *tls_slot __attribute__((tls_model("initial-exec")));
+static __thread char *tls_ring __attribute__((tls_model("initial-exec")));
+static __thread unsigned char tls_phase __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+static enum sc_want thread_want;
+static bool thread_supervised;   /* relaxed: set before threads start */
+static bool thread_notices;      /* relaxed */
+
+static void thread_key_destructor(void *arg);
+static void thread_atfork_child(void);
+
+static void thread_init_once(void)
+{
+	const char *s = getenv("SCHEDCTL_STATE_SOURCE");
+	if (s && strcmp(s, "perf") == 0)
+		thread_want = SC_WANT_PERF;
+	else if (s && strcmp(s, "supervisor") == 0)
+		thread_want = SC_WANT_SUPERVISOR;
+	else
+		thread_want = SC_WANT_AUTO;
+	const char *v = getenv("SCHEDCTL_VERBOSE");
+	if (v && *v && strcmp(v, "0") != 0)
+		thread_notices = true;
+	(void)pthread_key_create(&thread_key, thread_key_destructor);
+	(void)pthread_atfork(sc_region_prepare_fork, sc_region_parent_after_fork,
+	                     thread_atfork_child);
+}
+
+enum sc_want sc_wanted_source(void)
+{
+	pthread_once(&thread_once, thread_init_once);
+	return thread_want;
+}
+
+void sc_set_supervised(bool on)
+{
+	__atomic_store_n(&thread_supervised, on, __ATOMIC_RELAXED);
+}
+
+bool sc_supervised(void)
+{
+	return __atomic_load_n(&thread_supervised, __ATOMIC_RELAXED);
+}
+
+void sc_notices_enable(bool on)
+{
+	__atomic_store_n(&thread_notices, on, __ATOMIC_RELAXED);
+}
+
+void sc_notice(const char *msg)
+{
+	if (!__atomic_load_n(&thread_notices, __ATOMIC_RELAXED))
+		return;
+	char buf[256];
+	size_t n = strlen(msg);
+	if (n > sizeof buf - 12)
+		n = sizeof buf - 12;
+	memcpy(buf, "schedctl: ", 10);
+	memcpy(buf + 10, msg, n);
+	buf[10 + n] = '\n';
+	(void)!write(STDERR_FILENO, buf, 11 + n);
+}
+
+/* Mirror the Linux scheduling attributes into the illumos fields. */
+static void thread_mirror_policy(sc_shared_t *pub)
+{
+	int policy = sched_getscheduler(0);
+	struct sched_param sp = { 0 };
+	(void)sched_getparam(0, &sp);
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	if (errno)
+		nice = 0;
+	if (policy < 0)
+		policy = SCHED_OTHER;
+	pub->sc_cid = (signed char)policy;
+	if (policy == SCHED_FIFO || policy == SCHED_RR) {
+		pub->sc_cpri = (signed char)sp.sched_priority;
+		pub->sc_priority = (unsigned char)(99 - sp.sched_priority);
+	} else {
+		pub->sc_cpri = (signed char)nice;
+		pub->sc_priority = (unsigned char)(120 + nice);
+	}
+}
+
+static uint8_t thread_pick_source(char *ring)
+{
+	enum sc_want want = sc_wanted_source();
+	bool sup = sc_supervised();
+	if (want != SC_WANT_SUPERVISOR) {
+		int err = sc_perf_attach(ring);
+		if (err == 0)
+			return SCHEDCTL_SOURCE_PERF;
+		static int said;
+		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+			sc_notice(sup && want == SC_WANT_AUTO
+			          ? "kernel context-switch records refused; "
+			            "using the supervisor's view of thread states"
+			          : "kernel context-switch records refused and no "
+			            "supervisor: other threads' states are unknown");
+		if (want == SC_WANT_PERF)
+			return SCHEDCTL_SOURCE_NONE;
+	}
+	return sup ? SCHEDCTL_SOURCE_SUPERVISOR : SCHEDCTL_SOURCE_NONE;
+}
+
+struct sc_slot *sc_thread_slot(void)
+{
+	return tls_slot;
+}
+
+struct sc_slot *sc_thread_setup(void)
+{
+	if (tls_slot)
+		return tls_slot;
+	if (tls_phase == TS_GONE) {
+		errno = ESRCH;
+		return NULL;
+	}
+	pthread_once(&thread_once, thread_init_once);
+
+	struct sc_taken t;
+	int err = sc_region_take(&t);
+	if (err < 0) {
+		errno = -err;
+		return NULL;
+	}
+	struct sc_slot *s = t.t_slot;
+	sc_shared_t *pub = &s->ss_pub;
+	/* The slot reads SC_FREE until the release store below.  Fields
+	 * other readers load are stored atomically; the generation tells
+	 * them the slot changed hands. */
+	__atomic_add_fetch(&s->ss_gen, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_tid, (int32_t)gettid(), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_sysno, ~0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_stamp_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_flags, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_lhp, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pub->sc_flgs, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pub->sc_sigblock, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pub->sc_preemptctl.sc_nopreempt, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pub->sc_preemptctl.sc_yield, 0, __ATOMIC_RELAXED);
+	thread_mirror_policy(pub);
+	__atomic_store_n(&s->ss_source, thread_pick_source(t.t_ring),
+	                 __ATOMIC_RELAXED);
+	int cpu = sched_getcpu();
+	__atomic_store_n(&pub->sc_cpu, cpu < 0 ? 0 : cpu, __ATOMIC_RELAXED);
+	__atomic_store_n(&pub->sc_state, SC_ONPROC, __ATOMIC_RELEASE);
+
+	tls_slot = s;
+	tls_ring = t.t_ring;
+	tls_phase = TS_LIVE;
+	(void)pthread_setspecific(thread_key, s);
+	return s;
+}
+
+static void thread_release_slot(void)
+{
+	struct sc_slot *s = tls_slot;
+	if (!s)
+		return;
+	__atomic_store_n(&s->ss_pub.sc_state, SC_FREE, __ATOMIC_RELEASE);
+	if (s->ss_source == SCHEDCTL_SOURCE_PERF)
+		sc_perf_detach(tls_ring);
+	__atomic_store_n(&s->ss_tid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_source, SCHEDCTL_SOURCE_NONE, __ATOMIC_RELAXED);
+	sc_region_give_back(s);
+	tls_slot = NULL;
+	tls_ring = NULL;
+}
+
+static void thread_key_destructor(void *arg)
+{
+	(void)arg;
+	thread_release_slot();
+	tls_phase = TS_GONE;
+}
+
+static void thread_atfork_child(void)
+{
+	sc_region_forget_after_fork();
+	tls_slot = NULL;
+	tls_ring = NULL;
+	tls_phase = TS_NONE;
+	(void)pthread_setspecific(thread_key, NULL);
+}
