@@ -114,6 +114,8 @@ SC_HIDDEN struct sc_slot *sc_thread_setup(void);  /* NULL + errno */
 SC_HIDDEN void sc_set_supervised(bool on);
 SC_HIDDEN bool sc_supervised(void);
 SC_HIDDEN enum sc_want sc_wanted_source(void);
+/* Override SCHEDCTL_STATE_SOURCE (the CLI and the preload use this). */
+SC_HIDDEN void sc_set_wanted_source(enum sc_want want);
 /* One-line notices for the user (stderr), once each; off unless the CLI,
  * the preload or SCHEDCTL_VERBOSE turned them on. */
 SC_HIDDEN void sc_notices_enable(bool on);

@@ -62,7 +62,13 @@ static void thread_init_once(void)
 enum sc_want sc_wanted_source(void)
 {
 	pthread_once(&thread_once, thread_init_once);
-	return thread_want;
+	return __atomic_load_n(&thread_want, __ATOMIC_RELAXED);
+}
+
+void sc_set_wanted_source(enum sc_want want)
+{
+	pthread_once(&thread_once, thread_init_once);
+	__atomic_store_n(&thread_want, want, __ATOMIC_RELAXED);
 }
 
 void sc_set_supervised(bool on)
