@@ -26,7 +26,9 @@
  *             then the perf ring is replaced, ss_tid = 0 (relaxed)
  *   (W)       sc_state, sc_cpu, ss_sysno, ss_stamp_ns (relaxed),
  *             only while ss_source == SCHEDCTL_SOURCE_SUPERVISOR, except
- *             SC_STOPPED, which it may store for any source
+ *             SC_STOPPED, which it may store for any source (and must
+ *             replace by SC_ONPROC when the stop ends: for a PERF slot
+ *             SC_STOPPED overrides a switch-out record)
  *   readers   ss_gen (acquire), sc_state (acquire), then the rest, then
  *             re-check ss_gen: a change means the slot changed hands.
  *

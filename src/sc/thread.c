@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -122,6 +123,28 @@ static void thread_mirror_policy(sc_shared_t *pub)
 	}
 }
 
+/* Say once why a thread has no kernel ring. */
+static void thread_explain_no_ring(int err, bool sup)
+{
+	static int said_refused, said_budget;
+	const char *fallback = sup ? "using the supervisor's view of thread states"
+	                           : "no supervisor: those threads' states are unknown";
+	char msg[200];
+	if (sc_perf_refused()) {
+		if (__atomic_exchange_n(&said_refused, 1, __ATOMIC_RELAXED))
+			return;
+		snprintf(msg, sizeof msg, "kernel context-switch records refused (%s); %s",
+		         strerror(-err), fallback);
+	} else {
+		if (__atomic_exchange_n(&said_budget, 1, __ATOMIC_RELAXED))
+			return;
+		snprintf(msg, sizeof msg, "no kernel context-switch ring for some "
+		         "threads (%s: perf mlock budget spent?); %s", strerror(-err),
+		         fallback);
+	}
+	sc_notice(msg);
+}
+
 static uint8_t thread_pick_source(char *ring)
 {
 	enum sc_want want = sc_wanted_source();
@@ -130,13 +153,7 @@ static uint8_t thread_pick_source(char *ring)
 		int err = sc_perf_attach(ring);
 		if (err == 0)
 			return SCHEDCTL_SOURCE_PERF;
-		static int said;
-		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
-			sc_notice(sup && want == SC_WANT_AUTO
-			          ? "kernel context-switch records refused; "
-			            "using the supervisor's view of thread states"
-			          : "kernel context-switch records refused and no "
-			            "supervisor: other threads' states are unknown");
+		thread_explain_no_ring(err, sup && want == SC_WANT_AUTO);
 		if (want == SC_WANT_PERF)
 			return SCHEDCTL_SOURCE_NONE;
 	}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <schedctl.h>
@@ -279,6 +280,80 @@ Test(state, unprivileged_user_gets_kernel_records)
 			_exit(12);
 		if (schedctl_state(w.w_sc) != SC_SLEEP)
 			_exit(13);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed", WEXITSTATUS(status));
+}
+
+/* Unprivileged, with no mlock allowance beyond perf_event_mlock_kb:
+ * threads past the perf budget have no ring and report unknown rather
+ * than a guess; the others keep exact states. */
+Test(state, perf_budget_spent_degrades_per_thread, .timeout = 60)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	int paranoid = 3;
+	if (f) {
+		if (fscanf(f, "%d", &paranoid) != 1)
+			paranoid = 3;
+		fclose(f);
+	}
+	if (paranoid > 2)
+		cr_skip_test("perf_event_paranoid=%d", paranoid);
+	pid_t pid = fork();
+	if (pid == 0) {
+		enum { N = 300 };
+		static struct watched w[N];
+		struct rlimit rl = { 0, 0 };
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+			_exit(10);
+		if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+			_exit(11);
+		int fds[2];
+		if (pipe(fds) != 0)
+			_exit(12);
+		int n_perf = 0, n_none = 0;
+		for (int i = 0; i < N; i++) {
+			w[i].w_fd = fds[0];
+			if (pthread_create(&w[i].w_thr, NULL, reader_main, &w[i]) != 0)
+				_exit(13);
+			while (!atomic_load(&w[i].w_ready))
+				;
+		}
+		tu_sleep_us(20000);
+		for (int i = 0; i < N; i++) {
+			int src = schedctl_source(w[i].w_sc);
+			errno = 0;
+			int st = schedctl_state(w[i].w_sc);
+			if (src == SCHEDCTL_SOURCE_PERF) {
+				n_perf++;
+				if (st != SC_SLEEP)
+					_exit(14);
+			} else if (src == SCHEDCTL_SOURCE_NONE) {
+				n_none++;
+				if (st != -1 || errno != ENOTSUP)
+					_exit(15);
+			} else {
+				_exit(16);
+			}
+		}
+		close(fds[1]);
+		for (int i = 0; i < N; i++)
+			pthread_join(w[i].w_thr, NULL);
+		/* Rings are given back at exit: a new thread gets one again. */
+		if (pipe(fds) != 0)
+			_exit(12);
+		struct watched again = { .w_fd = fds[0] };
+		pthread_create(&again.w_thr, NULL, reader_main, &again);
+		while (!atomic_load(&again.w_ready))
+			;
+		int again_src = schedctl_source(again.w_sc);
+		close(fds[1]);
+		pthread_join(again.w_thr, NULL);
+		if (n_perf == 0 || again_src != SCHEDCTL_SOURCE_PERF)
+			_exit(17);
 		_exit(0);
 	}
 	int status;
