@@ -254,13 +254,7 @@ Test(state, perf_refused_falls_back_and_says_so_once)
 /* The perf path is meant for unprivileged users (perf_event_paranoid 2). */
 Test(state, unprivileged_user_gets_kernel_records)
 {
-	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
-	int paranoid = 3;
-	if (f) {
-		if (fscanf(f, "%d", &paranoid) != 1)
-			paranoid = 3;
-		fclose(f);
-	}
+	int paranoid = tu_perf_paranoid();
 	if (paranoid > 2)
 		cr_skip_test("perf_event_paranoid=%d refuses unprivileged records", paranoid);
 	pid_t pid = fork();
@@ -293,13 +287,7 @@ Test(state, unprivileged_user_gets_kernel_records)
  * than a guess; the others keep exact states. */
 Test(state, perf_budget_spent_degrades_per_thread, .timeout = 60)
 {
-	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
-	int paranoid = 3;
-	if (f) {
-		if (fscanf(f, "%d", &paranoid) != 1)
-			paranoid = 3;
-		fclose(f);
-	}
+	int paranoid = tu_perf_paranoid();
 	if (paranoid > 2)
 		cr_skip_test("perf_event_paranoid=%d", paranoid);
 	pid_t pid = fork();

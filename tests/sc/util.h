@@ -3,6 +3,7 @@
 #define TESTS_SC_UTIL_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -37,6 +38,19 @@ static inline int tu_wait_flag(atomic_int *flag)
 		tu_sleep_us(1000);
 	}
 	return 0;
+}
+
+/* perf_event_paranoid, 3 if it cannot be read (assume the strict case). */
+static inline int tu_perf_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	int v = 3;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 3;
+		fclose(f);
+	}
+	return v;
 }
 
 #endif
