@@ -148,6 +148,9 @@ static void demo_summary(struct demo *d, int samples)
 		       100.0 * c[1] / samples, 100.0 * c[2] / samples,
 		       100.0 * c[3] / samples, 100.0 * (c[0] + c[4] + c[5]) / samples);
 	}
+	printf("\nThe observer wakes up on its own CPU to take each sample, so an\n"
+	       "unpinned thread that was running there is runnable (RUN) at that\n"
+	       "moment: that is the kernel's view, not an error.\n");
 }
 
 static void demo_usage(FILE *f)

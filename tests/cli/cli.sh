@@ -1,0 +1,39 @@
+#!/bin/sh
+# The schedctl command: help, version, demo, and exit codes on bad input.
+# usage: cli.sh SCHEDCTL
+set -u
+sc=$1
+fail=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+# expect STATUS COMMAND...: run it, output in $out, check the exit status.
+expect() {
+	want=$1; shift
+	"$@" >"$out" 2>&1; got=$?
+	if [ "$got" != "$want" ]; then
+		echo "FAIL: '$*' exited $got, want $want"; head -5 "$out"; fail=1
+	fi
+}
+# has TEXT: the last command's output contains TEXT.
+has() {
+	grep -qF -- "$1" "$out" || { echo "FAIL: output lacks '$1'"; tail -12 "$out"; fail=1; }
+}
+
+expect 0 "$sc" --help;                 has 'usage: schedctl'
+expect 0 "$sc" --version;              has 'schedctl 0.'
+expect 2 "$sc"
+expect 2 "$sc" frobnicate;             has "unknown command 'frobnicate'"
+expect 2 "$sc" demo --samples -3;      has "bad --samples"
+expect 2 "$sc" demo --samples 99999999999
+expect 2 "$sc" demo now;               has "takes no arguments"
+expect 2 "$sc" demo --frob
+expect 0 "$sc" demo --samples 200 --show 1
+for what in 'state source:' 'sample 1' 'share of 200 samples' 'blocked in read'; do
+	has "$what"
+done
+# The thread blocked in read() must be seen asleep in (nearly) every sample.
+grep 'blocked in read() on a pipe  ' "$out" | grep -qE ' (9[5-9]|100)% ' ||
+	{ echo "FAIL: read() thread not SLEEP"; tail -12 "$out"; fail=1; }
+[ $fail = 0 ] && echo "cli: all checks passed"
+exit $fail
