@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "sc/sc.h"
 
 static const struct cli_cmd cli_cmds[] = {
 	{ "demo", "start a few threads and show their live schedctl states",
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 		cli_print_help(stderr);
 		return CLI_EXIT_USAGE;
 	}
+	sc_notices_enable(true);
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		cli_print_help(stdout);
