@@ -1,0 +1,216 @@
+/*
+ * policy.c - lock policy, spin bounds, preemption-control probe, and
+ * glibc's real pthread functions.
+ *
+ * Start-up (sc_lock_preload_init): one thread moves lk_state from
+ * LKS_NONE to LKS_BUSY, reads SCHEDCTL_POLICY, counts CPUs, resolves
+ * the real functions, then stores LKS_READY with release; others that
+ * find LKS_BUSY yield until they load LKS_READY with acquire (pairs
+ * with that release), after which lk_real and the policy are stable.
+ * A call made by the initialising thread itself while it resolves
+ * symbols (dlsym can, in principle, reach a mutex) sees LKS_BUSY with
+ * lk_initialising set and goes on with the defaults: replaced locks do
+ * not need lk_real.
+ *
+ * Spin bounds (one spin phase, then park):
+ *   owner  LK_OWNER_SPIN_NS while the owner is on a CPU; a holder whose
+ *          state is unknown (no state source, no slot) gets the blind
+ *          LK_BLIND_SPIN_NS bound instead
+ *   spin   LK_BLIND_SPIN_NS, owner ignored (like glibc adaptive)
+ *   park   no spinning
+ * The bounds can be changed with SCHEDCTL_SPIN_US (owner) for
+ * experiments; they are read once.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock/lock.h"
+
+#define LK_OWNER_SPIN_NS   50000u   /* 50 us: longer than the critical
+                                       sections worth spinning for */
+#define LK_BLIND_SPIN_NS   5000u    /* 5 us: ~glibc adaptive's 100 tries */
+
+enum { LKS_NONE, LKS_BUSY, LKS_READY };
+
+struct lk_real lk_real;
+static int lk_state;                 /* LKS_*: acq/rel, see above */
+static __thread bool lk_initialising __attribute__((tls_model("initial-exec")));
+static int lk_pol = LK_OWNER;        /* relaxed */
+static unsigned lk_spinners_cap;     /* relaxed; 0 = not computed yet */
+static uint64_t lk_owner_spin_ns = LK_OWNER_SPIN_NS;   /* relaxed */
+
+static const char *const lk_names[] = { "owner", "spin", "park", "glibc" };
+
+int lk_policy(void)
+{
+	return __atomic_load_n(&lk_pol, __ATOMIC_RELAXED);
+}
+
+void lk_set_policy(int policy)
+{
+	if (policy >= LK_OWNER && policy <= LK_GLIBC)
+		__atomic_store_n(&lk_pol, policy, __ATOMIC_RELAXED);
+}
+
+int lk_policy_parse(const char *name)
+{
+	for (int i = 0; i < 4; i++)
+		if (name && strcmp(name, lk_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *lk_policy_name(int policy)
+{
+	return policy >= 0 && policy < 4 ? lk_names[policy] : "?";
+}
+
+static unsigned lk_count_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return (unsigned)n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+unsigned lk_max_spinners(void)
+{
+	unsigned cap = __atomic_load_n(&lk_spinners_cap, __ATOMIC_RELAXED);
+	if (cap == 0) {
+		/* Stored +1 so that 0 means "not computed". */
+		cap = lk_count_cpus();
+		__atomic_store_n(&lk_spinners_cap, cap, __ATOMIC_RELAXED);
+	}
+	return cap - 1;
+}
+
+uint64_t lk_spin_limit_ns(int policy)
+{
+	if (policy == LK_OWNER)
+		return __atomic_load_n(&lk_owner_spin_ns, __ATOMIC_RELAXED);
+	if (policy == LK_SPIN)
+		return LK_BLIND_SPIN_NS;
+	return 0;
+}
+
+uint64_t lk_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The rseq time-slice extension (Linux 7.0+) would let sc_nopreempt ask
+ * the kernel for a short grace period.  Its prctl is not in the headers
+ * this was built against (Linux 6.x), and guessing a number would be
+ * worse than not using it, so without the constant it is reported absent.
+ */
+bool lk_slice_ext_available(const char **why)
+{
+#ifdef PR_RSEQ_SLICE_EXTENSION
+	int r = prctl(PR_RSEQ_SLICE_EXTENSION, 0, 0, 0, 0);
+	if (r >= 0) {
+		*why = "rseq time-slice extension offered by the kernel";
+		return true;
+	}
+	*why = "kernel refuses PR_RSEQ_SLICE_EXTENSION";
+	return false;
+#else
+	*why = "PR_RSEQ_SLICE_EXTENSION unknown to the build headers "
+	       "(Linux < 7.0): lock-holder preemptions are counted instead";
+	return false;
+#endif
+}
+
+/* dlvsym for the symbols glibc versions twice (the condvar), so we get
+ * the current implementation rather than the 2.2.5 compatibility one. */
+static void *lk_resolve(const char *name, const char *version)
+{
+	void *p = NULL;
+	if (version)
+		p = dlvsym(RTLD_NEXT, name, version);
+	if (!p)
+		p = dlsym(RTLD_NEXT, name);
+	return p;
+}
+
+#define LK_RESOLVE(field, name, ver) \
+	(*(void **)&lk_real.field = lk_resolve(name, ver))
+
+static void lk_resolve_all(void)
+{
+	LK_RESOLVE(mutex_init, "pthread_mutex_init", NULL);
+	LK_RESOLVE(mutex_destroy, "pthread_mutex_destroy", NULL);
+	LK_RESOLVE(mutex_lock, "pthread_mutex_lock", NULL);
+	LK_RESOLVE(mutex_trylock, "pthread_mutex_trylock", NULL);
+	LK_RESOLVE(mutex_timedlock, "pthread_mutex_timedlock", NULL);
+	LK_RESOLVE(mutex_clocklock, "pthread_mutex_clocklock", NULL);
+	LK_RESOLVE(mutex_unlock, "pthread_mutex_unlock", NULL);
+	LK_RESOLVE(mutex_consistent, "pthread_mutex_consistent", NULL);
+	LK_RESOLVE(cond_init, "pthread_cond_init", "GLIBC_2.3.2");
+	LK_RESOLVE(cond_destroy, "pthread_cond_destroy", "GLIBC_2.3.2");
+	LK_RESOLVE(cond_wait, "pthread_cond_wait", "GLIBC_2.3.2");
+	LK_RESOLVE(cond_timedwait, "pthread_cond_timedwait", "GLIBC_2.3.2");
+	LK_RESOLVE(cond_clockwait, "pthread_cond_clockwait", NULL);
+	LK_RESOLVE(cond_signal, "pthread_cond_signal", "GLIBC_2.3.2");
+	LK_RESOLVE(cond_broadcast, "pthread_cond_broadcast", "GLIBC_2.3.2");
+}
+
+static void lk_read_env(void)
+{
+	const char *p = getenv("SCHEDCTL_POLICY");
+	if (p && *p) {
+		int pol = lk_policy_parse(p);
+		if (pol < 0)
+			sc_notice("SCHEDCTL_POLICY is not owner|spin|park|glibc; "
+			          "using owner");
+		else
+			lk_set_policy(pol);
+	}
+	const char *s = getenv("SCHEDCTL_SPIN_US");
+	if (s && *s) {
+		char *end;
+		unsigned long us = strtoul(s, &end, 10);
+		if (*end == '\0' && us <= 1000000)
+			__atomic_store_n(&lk_owner_spin_ns, (uint64_t)us * 1000,
+			                 __ATOMIC_RELAXED);
+	}
+	(void)lk_max_spinners();
+}
+
+void sc_lock_preload_init(void)
+{
+	int st = __atomic_load_n(&lk_state, __ATOMIC_ACQUIRE);
+	if (st == LKS_READY)
+		return;
+	st = LKS_NONE;
+	if (__atomic_compare_exchange_n(&lk_state, &st, LKS_BUSY, false,
+	                                __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+		lk_initialising = true;
+		lk_read_env();
+		lk_resolve_all();
+		lk_initialising = false;
+		__atomic_store_n(&lk_state, LKS_READY, __ATOMIC_RELEASE);
+		return;
+	}
+	if (lk_initialising)
+		return;
+	while (__atomic_load_n(&lk_state, __ATOMIC_ACQUIRE) != LKS_READY)
+		sched_yield();
+}
+
+bool sc_lock_ready(void)
+{
+	return __atomic_load_n(&lk_state, __ATOMIC_ACQUIRE) == LKS_READY;
+}

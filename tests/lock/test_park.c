@@ -1,0 +1,97 @@
+/*
+ * The runtime's parking goes through sc_futex_wait (linked with
+ * --wrap=sc_futex_wait, so every call from src/lock lands here first),
+ * with the slot marked SS_IN_RUNTIME while it sleeps; and the owner
+ * policy parks at once behind a holder that is asleep.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "lock/lock.h"
+#include "util.h"
+
+long __real_sc_futex_wait(uint32_t *, uint32_t, const struct timespec *, bool);
+long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
+                          bool p);
+
+static unsigned long park_calls;
+static unsigned long park_marked;
+
+long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
+                          bool p)
+{
+	__atomic_add_fetch(&park_calls, 1, __ATOMIC_RELAXED);
+	struct sc_slot *s = sc_thread_slot();
+	if (s && (__atomic_load_n(&s->ss_flags, __ATOMIC_RELAXED) & SS_IN_RUNTIME))
+		__atomic_add_fetch(&park_marked, 1, __ATOMIC_RELAXED);
+	return __real_sc_futex_wait(u, v, t, p);
+}
+
+TestSuite(lock_park, .timeout = 60);
+
+static pthread_mutex_t pm = PTHREAD_MUTEX_INITIALIZER;
+static struct sc_slot *waiter_slot;
+static double waiter_cpu_ms;
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void *blocked_locker(void *arg)
+{
+	__atomic_store_n(&waiter_slot, sc_thread_setup(), __ATOMIC_RELEASE);
+	double c0 = thread_cpu_ms();
+	sc_lock_mutex_lock(&pm);
+	waiter_cpu_ms = thread_cpu_ms() - c0;
+	sc_lock_mutex_unlock(&pm);
+	return arg;
+}
+
+static void park_case(int policy)
+{
+	lk_set_policy(policy);
+	park_calls = park_marked = 0;
+	waiter_slot = NULL;
+	cr_assert_not_null(sc_thread_setup());
+	sc_lock_mutex_lock(&pm);
+	pthread_t t;
+	pthread_create(&t, NULL, blocked_locker, NULL);
+	/* The holder sleeps: the owner policy must not spin on it. */
+	lt_sleep_ms(150);
+	struct sc_slot *ws = __atomic_load_n(&waiter_slot, __ATOMIC_ACQUIRE);
+	cr_assert_not_null(ws);
+	cr_assert(__atomic_load_n(&ws->ss_flags, __ATOMIC_RELAXED) & SS_IN_RUNTIME,
+	          "the parked waiter is marked as the runtime's sleep");
+	sc_lock_mutex_unlock(&pm);
+	pthread_join(t, NULL);
+	cr_assert_geq(park_calls, 1, "parking went through sc_futex_wait");
+	cr_assert_eq(park_marked, park_calls, "every park marked SS_IN_RUNTIME");
+	cr_assert_eq(__atomic_load_n(&ws->ss_flags, __ATOMIC_RELAXED) & SS_IN_RUNTIME,
+	             0, "cleared after waking");
+	/* 150 ms blocked; spinning through it would cost ~150 ms of CPU. */
+	cr_assert_lt(waiter_cpu_ms, 30.0, "policy %s burnt %.1f ms",
+	             lk_policy_name(policy), waiter_cpu_ms);
+}
+
+Test(lock_park, owner) { park_case(LK_OWNER); }
+Test(lock_park, spin)  { park_case(LK_SPIN); }
+Test(lock_park, park)  { park_case(LK_PARK); }
+
+static pthread_cond_t pc = PTHREAD_COND_INITIALIZER;
+
+Test(lock_park, condvar)
+{
+	park_calls = park_marked = 0;
+	sc_lock_mutex_lock(&pm);
+	struct timespec ts = lt_after_ms(CLOCK_REALTIME, 30);
+	while (sc_lock_cond_timedwait(&pc, &pm, &ts) != ETIMEDOUT)
+		;
+	sc_lock_mutex_unlock(&pm);
+	cr_assert_geq(park_calls, 1);
+	cr_assert_eq(park_marked, park_calls);
+}
