@@ -13,6 +13,7 @@
 static const struct cli_cmd cli_cmds[] = {
 	{ "demo", "start a few threads and show their live schedctl states",
 	  cli_demo_main },
+	{ "run", "run a program with schedctl for every thread, supervised", cli_run_main },
 };
 
 #define NCMDS (sizeof cli_cmds / sizeof cli_cmds[0])

@@ -70,7 +70,12 @@ struct sc_region_hdr {
 	uint32_t rh_maxpages;    /* SC_REGION_PAGES */
 	int32_t  rh_pid;         /* the process that owns the region */
 	uint32_t rh_flags;       /* SC_RH_* (relaxed) */
-	uint64_t rh_reserved[5];
+	uint64_t rh_notif_id;    /* W: id of the newest seccomp notification
+	                            the supervisor received for this process
+	                            (relaxed); the watchdog answers the ones
+	                            after it if the supervisor dies
+	                            (src/supervisor/notify.c) */
+	uint64_t rh_reserved[4];
 };
 
 /* One thread's slot. */
@@ -95,6 +100,7 @@ _Static_assert(offsetof(struct sc_slot, ss_pub) == 0, "public part first");
 _Static_assert(offsetof(struct sc_slot, ss_tid) == 16, "ss_tid offset");
 _Static_assert(offsetof(struct sc_slot, ss_stamp_ns) == 32, "ss_stamp_ns offset");
 _Static_assert(sizeof(struct sc_region_hdr) == SC_SLOT_SIZE, "header fills slot 0");
+_Static_assert(offsetof(struct sc_region_hdr, rh_notif_id) == 24, "rh_notif_id offset");
 _Static_assert(SC_SLOTS_PER_PAGE == 64, "one 64-bit bitmap word per page");
 
 #endif /* SC_ABI_H */

@@ -4,6 +4,9 @@
  * All futex waits the runtime makes go through sc_futex_wait() so that
  * the supervisor's filter (src/supervisor) can let them pass without a
  * user notification: they are the runtime parking, not the program.
+ * The mark is SC_SYSCALL_COOKIE in the sixth argument (FUTEX_WAIT
+ * ignores it; see src/supervisor/proto.h for why not an address range).
+ * Wakes are never notified, so sc_futex_wake() needs no mark.
  *
  * sc_ilock word: 0 free, 1 held, 2 held with waiters (the classic
  * three-state futex mutex).  Acquire on lock, release on unlock.
@@ -16,12 +19,14 @@
 #include <unistd.h>
 
 #include "sc/sc.h"
+#include "supervisor/proto.h"
 
 long sc_futex_wait(uint32_t *uaddr, uint32_t val, const struct timespec *rel,
                    bool private_)
 {
 	int op = FUTEX_WAIT | (private_ ? FUTEX_PRIVATE_FLAG : 0);
-	long r = syscall(SYS_futex, uaddr, op, val, rel, NULL, 0);
+	long r = syscall(SYS_futex, uaddr, op, val, rel, NULL,
+	                 (unsigned long)SC_SYSCALL_COOKIE);
 	return r < 0 ? -errno : r;
 }
 

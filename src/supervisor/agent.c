@@ -1,0 +1,312 @@
+/*
+ * agent.c - the supervisor's side inside the supervised program (linked
+ * into the preload; preload/preload.c only calls in here).
+ *
+ * Per process image (the constructor, and again in every fork child):
+ *   1. connect to the supervisor (SCHEDCTL_SUPERVISOR); unreachable ->
+ *      the image runs unsupervised, with a notice;
+ *   2. take the calling thread's slot, which creates the slot region;
+ *      the region hook keeps a copy of the memfd for step 5;
+ *   3. install the seccomp filter (filter.c) on this, the only, thread:
+ *      NEW_LISTENER excludes TSYNC, so it must happen while the image is
+ *      single-threaded (the constructor, a fork child);
+ *   4. start the watchdog, and make one notified call (a zero
+ *      clock_nanosleep) that the watchdog answers: it now knows an id
+ *      of this listener's sequence (ids are per listener and ascending);
+ *   5. send the hello with the listener and the region (proto.h).
+ *
+ * The watchdog (one thread per image, all signals blocked, only
+ * cookie-marked system calls) holds a copy of the listener and blocks
+ * reading the control socket.  The supervisor never writes to it, so the
+ * read returns only when the supervisor is gone (killed, crashed, or it
+ * dropped us).  Then the watchdog takes over: states it can no longer
+ * vouch for become SCHEDCTL_SOURCE_NONE (schedctl_state() says ENOTSUP
+ * rather than a stale state), the notifications the supervisor received
+ * but never answered (ids from rh_notif_id on) are answered CONTINUE,
+ * and every later one is answered CONTINUE at once.  Without the copy,
+ * notified calls would fail with ENOSYS once the supervisor's listener
+ * closed; without the answering, they would hang.
+ *
+ * Why a fork child gets its own filter and listener: the watchdog that
+ * answered for the parent does not exist in the child, and a shared
+ * listener would leave the child's calls to a parent that may be gone.
+ * The newest filter wins a tie between filters, so the child's own
+ * listener receives all of the child's notifications.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/sv.h"
+
+#define AGENT_PROBE_IDS 512   /* ids after rh_notif_id answered at takeover */
+
+typedef int (*agent_create_fn)(pthread_t *, const pthread_attr_t *,
+                               void *(*)(void *), void *);
+
+static struct {
+	int ag_conn;                  /* control socket, -1 if unsupervised */
+	int ag_listener;              /* our copy, -1 if none */
+	int ag_region_fd;             /* until sent */
+	struct sc_region_hdr *ag_hdr; /* this image's region */
+	uint64_t ag_learned_id;       /* written by the watchdog before it
+	                                 answers the learning call */
+	agent_create_fn ag_create;
+	struct sv_notify_set ag_set;
+	bool ag_enabled;              /* SCHEDCTL_SUPERVISOR was set */
+} ag = { -1, -1, -1, NULL, 0, NULL, { 0, { 0 } }, false };
+
+long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4)
+{
+	long r = syscall(nr, a0, a1, a2, a3, a4, (long)SC_SYSCALL_COOKIE);
+	return r < 0 ? -errno : r;
+}
+
+static void agent_region_created(int fd, void *base)
+{
+	if (ag.ag_region_fd >= 0)
+		close(ag.ag_region_fd);
+	ag.ag_region_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	ag.ag_hdr = base;
+}
+
+static int agent_connect(void)
+{
+	const char *name = getenv(SC_ENV_SUPERVISOR);
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > SV_SOCK_NAME_MAX)
+		return -1;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path + 1, name, n);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	if (connect(fd, (struct sockaddr *)&a, len) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void agent_answer(int listener, uint64_t id)
+{
+	struct seccomp_notif_resp r = { .id = id,
+	                                .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+	(void)sv_raw_syscall(SYS_ioctl, listener,
+	                     (long)SECCOMP_IOCTL_NOTIF_SEND, (long)&r, 0, 0);
+}
+
+/* => the next notification's id, 0 if the listener is dead. */
+static uint64_t agent_receive(int listener)
+{
+	for (;;) {
+		struct seccomp_notif n;
+		memset(&n, 0, sizeof n);
+		long r = sv_raw_syscall(SYS_ioctl, listener,
+		                        (long)SECCOMP_IOCTL_NOTIF_RECV, (long)&n, 0, 0);
+		if (r == 0)
+			return n.id;
+		if (r != -EINTR && r != -ENOENT)
+			return 0;
+	}
+}
+
+/* Threads set up while we take over may still pick the supervisor; a
+ * second pass after answering catches them. */
+static void agent_demote_slots(void)
+{
+	sc_set_supervised(false);
+	for (uint32_t i = 1;; i++) {
+		struct sc_slot *s = sc_slot_at(i);
+		if (!s)
+			break;
+		uint8_t want = SCHEDCTL_SOURCE_SUPERVISOR;
+		__atomic_compare_exchange_n(&s->ss_source, &want,
+		                            SCHEDCTL_SOURCE_NONE, false,
+		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
+}
+
+static void agent_takeover(int listener)
+{
+	agent_demote_slots();
+	uint64_t base = ag.ag_hdr ? __atomic_load_n(&ag.ag_hdr->rh_notif_id,
+	                                            __ATOMIC_RELAXED) : 0;
+	if (base == 0)
+		base = ag.ag_learned_id;
+	for (uint64_t k = 0; k < AGENT_PROBE_IDS; k++)
+		agent_answer(listener, base + k);
+	agent_demote_slots();
+	sc_notice("supervisor gone; the program continues unsupervised");
+	for (;;) {
+		uint64_t id = agent_receive(listener);
+		if (id == 0)
+			return;
+		agent_answer(listener, id);
+	}
+}
+
+struct agent_watch { int aw_conn, aw_listener; };
+
+static void *agent_watchdog(void *arg)
+{
+	struct agent_watch w = *(struct agent_watch *)arg;
+	free(arg);
+	/* Learning: answer the constructor's zero sleep. */
+	uint64_t id = agent_receive(w.aw_listener);
+	__atomic_store_n(&ag.ag_learned_id, id, __ATOMIC_RELEASE);
+	if (id)
+		agent_answer(w.aw_listener, id);
+	for (;;) {
+		char c;
+		struct iovec iov = { &c, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		long r = sv_raw_syscall(SYS_recvmsg, w.aw_conn, (long)&m, 0, 0, 0);
+		if (r > 0 || r == -EINTR)
+			continue;
+		break;
+	}
+	agent_takeover(w.aw_listener);
+	return NULL;
+}
+
+static int agent_start_watchdog(int conn, int listener)
+{
+	struct agent_watch *w = malloc(sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->aw_conn = conn;
+	w->aw_listener = listener;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 64 * 1024);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int e = ag.ag_create(&t, &a, agent_watchdog, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+	if (e)
+		free(w);
+	return -e;
+}
+
+static void agent_send_hello(bool forked)
+{
+	struct sv_hello h = { .sh_magic = SV_HELLO_MAGIC, .sh_pid = getpid(),
+	                      .sh_flags = forked ? SV_HELLO_FORKED : 0 };
+	int fds[2], n = 0;
+	if (ag.ag_listener >= 0) {
+		fds[n++] = ag.ag_listener;
+		h.sh_flags |= SV_HELLO_LISTENER;
+	}
+	if (ag.ag_region_fd >= 0) {
+		fds[n++] = ag.ag_region_fd;
+		h.sh_flags |= SV_HELLO_REGION;
+	}
+	h.sh_nfds = (uint32_t)n;
+	h.sh_first_id = __atomic_load_n(&ag.ag_learned_id, __ATOMIC_ACQUIRE);
+	union {
+		char buf[CMSG_SPACE(sizeof fds)];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof u);
+	struct iovec iov = { &h, sizeof h };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n) {
+		m.msg_control = u.buf;
+		m.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+	}
+	while (sendmsg(ag.ag_conn, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+	if (ag.ag_region_fd >= 0) {
+		close(ag.ag_region_fd);
+		ag.ag_region_fd = -1;
+	}
+}
+
+/* Steps 1-5 above.  => the image is single-threaded. */
+static void agent_setup_image(bool forked)
+{
+	ag.ag_conn = agent_connect();
+	if (ag.ag_conn < 0) {
+		sc_notice("supervisor unreachable; running unsupervised");
+		(void)schedctl_self();
+		return;
+	}
+	sc_set_supervised(true);
+	(void)schedctl_self();
+	int l = sv_filter_install(&ag.ag_set);
+	if (l < 0) {
+		sc_notice("cannot install the seccomp filter; "
+		          "thread states come from /proc sampling only");
+	} else {
+		if (sv_listener_sync_wakeup(l) < 0)
+			sc_notice("kernel lacks synchronous seccomp wake-ups; "
+			          "notified calls are slower");
+		ag.ag_listener = l;
+		if (agent_start_watchdog(ag.ag_conn, l) == 0) {
+			struct timespec zero = { 0, 0 };
+			(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &zero, NULL);
+		}
+	}
+	agent_send_hello(forked);
+}
+
+static void agent_atfork_child(void)
+{
+	if (ag.ag_conn >= 0)
+		close(ag.ag_conn);
+	if (ag.ag_listener >= 0)
+		close(ag.ag_listener);
+	ag.ag_conn = ag.ag_listener = -1;
+	ag.ag_hdr = NULL;
+	ag.ag_learned_id = 0;
+	agent_setup_image(true);
+}
+
+void sv_agent_start(int (*real_pthread_create)(pthread_t *,
+                    const pthread_attr_t *, void *(*)(void *), void *))
+{
+	ag.ag_create = real_pthread_create;
+	ag.ag_enabled = getenv(SC_ENV_SUPERVISOR) != NULL && ag.ag_create;
+	if (!ag.ag_enabled) {
+		(void)schedctl_self();
+		return;
+	}
+	char err[128];
+	if (sv_notify_parse(getenv(SC_ENV_NOTIFY), &ag.ag_set, err,
+	                    sizeof err) < 0) {
+		sc_notice(err);
+		(void)sv_notify_parse(NULL, &ag.ag_set, err, sizeof err);
+	}
+	sc_region_set_created_hook(agent_region_created);
+	agent_setup_image(false);
+	/* After schedctl_self(): the library's own fork handler (which
+	 * forgets the parent's region) must run before ours. */
+	(void)pthread_atfork(NULL, NULL, agent_atfork_child);
+}
+
+void sv_agent_thread_begin(void)
+{
+	(void)schedctl_self();
+}
