@@ -37,7 +37,11 @@ enum lk_policy {
 };
 
 /* The policy in force (relaxed; set once at start-up or by a test). */
-SC_HIDDEN int lk_policy(void);
+SC_HIDDEN extern int lk_pol;
+static inline int lk_policy(void)
+{
+	return __atomic_load_n(&lk_pol, __ATOMIC_RELAXED);
+}
 SC_HIDDEN void lk_set_policy(int policy);
 /* "owner" -> LK_OWNER ...; -1 if name is not a policy. */
 SC_HIDDEN int lk_policy_parse(const char *name);
@@ -81,7 +85,12 @@ SC_HIDDEN extern struct lk_real lk_real;
 /* Reads SCHEDCTL_POLICY and resolves lk_real; idempotent, thread-safe.
  * The preload's wrappers call it lazily (and its constructor once). */
 SC_HIDDEN void sc_lock_preload_init(void);
-SC_HIDDEN bool sc_lock_ready(void);
+SC_HIDDEN extern int lk_state;        /* LKS_READY once initialised */
+#define LKS_READY 2
+static inline bool sc_lock_ready(void)
+{
+	return __atomic_load_n(&lk_state, __ATOMIC_ACQUIRE) == LKS_READY;
+}
 
 /* ---- mutex.c ---- */
 
@@ -98,7 +107,7 @@ struct lk_mutex {
 	uint32_t lm_nwait;     /* threads parked or about to park */
 	int32_t  lm_kind;      /* glibc __kind: type | pass-through bits */
 	uint16_t lm_spinners;  /* threads spinning on this lock now */
-	uint16_t lm_pad;
+	uint16_t lm_waking;    /* a woken waiter has not run yet */
 	uint64_t lm_unused[2]; /* glibc __list: untouched */
 };
 

@@ -68,6 +68,14 @@ enum { LK_NORMAL = 0, LK_RECURSIVE = 1, LK_ERRORCHECK = 2, LK_ADAPTIVE = 3 };
 enum { OS_RUNNING, OS_UNKNOWN, OS_NOT_RUNNING };
 
 static __thread bool lk_in_setup __attribute__((tls_model("initial-exec")));
+/* The calling thread's owner id and tid, cached from its slot (0: not
+ * yet).  Reset in a fork child, whose thread has a new tid and slot.
+ * After the thread's slot is released at exit, the cached id names a
+ * free (or reused) slot: waiters then read a state that is not the
+ * holder's and at worst park early or spin for the bound. */
+static __thread uint32_t lk_self_id __attribute__((tls_model("initial-exec")));
+static __thread int32_t lk_self_tid __attribute__((tls_model("initial-exec")));
+static pthread_once_t lk_atfork_once = PTHREAD_ONCE_INIT;
 
 static inline void lk_cpu_relax(void)
 {
@@ -95,13 +103,46 @@ static struct sc_slot *lk_my_slot(void)
 	return s;
 }
 
-static inline uint32_t lk_id_of(const struct sc_slot *s)
+static void lk_atfork_child(void)
 {
-	return s ? sc_slot_index(s) : LK_ANON_OWNER;
+	lk_self_id = 0;
+	lk_self_tid = 0;
 }
 
-static int32_t lk_tid_of(const struct sc_slot *s)
+static void lk_atfork_register(void)
 {
+	(void)pthread_atfork(NULL, NULL, lk_atfork_child);
+}
+
+/* => the caller's owner id; *tid its tid.  Slow only on first use. */
+static uint32_t lk_self_slow(int32_t *tid)
+{
+	pthread_once(&lk_atfork_once, lk_atfork_register);
+	struct sc_slot *s = lk_my_slot();
+	if (!s) {
+		*tid = (int32_t)gettid();
+		return LK_ANON_OWNER;
+	}
+	lk_self_tid = *tid = __atomic_load_n(&s->ss_tid, __ATOMIC_RELAXED);
+	lk_self_id = sc_slot_index(s);
+	return lk_self_id;
+}
+
+static inline uint32_t lk_self(int32_t *tid)
+{
+	if (__builtin_expect(lk_self_id != 0, 1)) {
+		*tid = lk_self_tid;
+		return lk_self_id;
+	}
+	return lk_self_slow(tid);
+}
+
+/* The tid to compare with lm_tid, without setting anything up. */
+static int32_t lk_self_tid_only(void)
+{
+	if (__builtin_expect(lk_self_id != 0, 1))
+		return lk_self_tid;
+	struct sc_slot *s = sc_thread_slot();
 	if (s)
 		return __atomic_load_n(&s->ss_tid, __ATOMIC_RELAXED);
 	return (int32_t)gettid();
@@ -205,13 +246,41 @@ static bool lk_spin_enter(struct lk_mutex *m)
 	return true;
 }
 
+/*
+ * Waiters are parked and the lock was just released: wake one, unless a
+ * running thread will take the lock anyway (a spinner) or a waiter woken
+ * earlier has not run yet (lm_waking).  The woken waiter clears
+ * lm_waking when it runs (lk_woke), so while it is being scheduled the
+ * holder can release and retake the lock without a system call each
+ * time.  If the wake found nobody, the flag is cleared here.
+ */
+static void lk_wake_one(struct lk_mutex *m)
+{
+	if (__atomic_load_n(&m->lm_spinners, __ATOMIC_SEQ_CST) != 0)
+		return;
+	uint16_t z = 0;
+	if (!__atomic_compare_exchange_n(&m->lm_waking, &z, 1, false,
+	                                 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return;
+	if (sc_futex_wake(&m->lm_word, 1, true) <= 0)
+		__atomic_store_n(&m->lm_waking, 0, __ATOMIC_SEQ_CST);
+}
+
+/* A parked waiter is running again (woken or not): it stands for the
+ * wake in flight, so later unlocks may wake another. */
+static inline void lk_woke(struct lk_mutex *m)
+{
+	if (__atomic_load_n(&m->lm_waking, __ATOMIC_RELAXED))
+		__atomic_store_n(&m->lm_waking, 0, __ATOMIC_SEQ_CST);
+}
+
 /* A waiter leaving without the lock: if the lock is free and others are
  * parked, the wake that unlock may have skipped for us is passed on. */
 static void lk_pass_wake(struct lk_mutex *m)
 {
 	if (__atomic_load_n(&m->lm_word, __ATOMIC_SEQ_CST) == 0 &&
 	    __atomic_load_n(&m->lm_nwait, __ATOMIC_SEQ_CST) != 0)
-		sc_futex_wake(&m->lm_word, 1, true);
+		lk_wake_one(m);
 }
 
 /*
@@ -275,7 +344,11 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 		__atomic_add_fetch(&m->lm_nwait, 1, __ATOMIC_SEQ_CST);
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_SEQ_CST);
 		long r = 0;
-		if (w == 0 || (r = lk_park(&m->lm_word, w, dl, true)) != -ETIMEDOUT) {
+		if (w != 0) {
+			r = lk_park(&m->lm_word, w, dl, true);
+			lk_woke(m);
+		}
+		if (r != -ETIMEDOUT) {
 			if (lk_try_take(m, me)) {
 				__atomic_sub_fetch(&m->lm_nwait, 1, __ATOMIC_SEQ_CST);
 				return 0;
@@ -324,8 +397,8 @@ static void lk_set_holder(struct lk_mutex *m, int32_t tid)
 /* The common lock path; dl NULL for no timeout. */
 static int lk_lock_common(struct lk_mutex *m, const struct lk_deadline *dl)
 {
-	struct sc_slot *s = lk_my_slot();
-	uint32_t me = lk_id_of(s);
+	int32_t tid;
+	uint32_t me = lk_self(&tid);
 	int type = lk_type(m);
 	if (__builtin_expect(type == LK_NORMAL || type == LK_ADAPTIVE, 1)) {
 		if (__builtin_expect(lk_try_take(m, me), 1))
@@ -334,7 +407,6 @@ static int lk_lock_common(struct lk_mutex *m, const struct lk_deadline *dl)
 			return EINVAL;
 		return lk_lock_slow(m, me, dl);
 	}
-	int32_t tid = lk_tid_of(s);
 	int r = lk_relock_check(m, type, tid, EDEADLK);
 	if (r >= 0)
 		return r;
@@ -362,12 +434,11 @@ int lk_mutex_timedlock(struct lk_mutex *m, clockid_t clock,
 
 int lk_mutex_trylock(struct lk_mutex *m)
 {
-	struct sc_slot *s = lk_my_slot();
-	uint32_t me = lk_id_of(s);
+	int32_t tid;
+	uint32_t me = lk_self(&tid);
 	int type = lk_type(m);
 	if (type == LK_NORMAL || type == LK_ADAPTIVE)
 		return lk_try_take(m, me) ? 0 : EBUSY;
-	int32_t tid = lk_tid_of(s);
 	int r = lk_relock_check(m, type, tid, EBUSY);
 	if (r >= 0)
 		return r;
@@ -381,9 +452,7 @@ int lk_mutex_unlock(struct lk_mutex *m)
 {
 	int type = lk_type(m);
 	if (type == LK_RECURSIVE || type == LK_ERRORCHECK) {
-		/* No set-up here: a thread without a slot holds nothing
-		 * under a slot's tid. */
-		int32_t tid = lk_tid_of(sc_thread_slot());
+		int32_t tid = lk_self_tid_only();
 		if (__atomic_load_n(&m->lm_tid, __ATOMIC_RELAXED) != tid)
 			return EPERM;
 		if (type == LK_RECURSIVE && --m->lm_count != 0)
@@ -391,9 +460,8 @@ int lk_mutex_unlock(struct lk_mutex *m)
 		__atomic_store_n(&m->lm_tid, 0, __ATOMIC_RELAXED);
 	}
 	(void)__atomic_exchange_n(&m->lm_word, 0, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&m->lm_nwait, __ATOMIC_SEQ_CST) != 0 &&
-	    __atomic_load_n(&m->lm_spinners, __ATOMIC_SEQ_CST) == 0)
-		sc_futex_wake(&m->lm_word, 1, true);
+	if (__atomic_load_n(&m->lm_nwait, __ATOMIC_SEQ_CST) != 0)
+		lk_wake_one(m);
 	return 0;
 }
 

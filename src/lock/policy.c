@@ -36,21 +36,16 @@
                                        sections worth spinning for */
 #define LK_BLIND_SPIN_NS   5000u    /* 5 us: ~glibc adaptive's 100 tries */
 
-enum { LKS_NONE, LKS_BUSY, LKS_READY };
+enum { LKS_NONE, LKS_BUSY };
 
 struct lk_real lk_real;
-static int lk_state;                 /* LKS_*: acq/rel, see above */
+int lk_state;                        /* LKS_*: acq/rel, see above */
 static __thread bool lk_initialising __attribute__((tls_model("initial-exec")));
-static int lk_pol = LK_OWNER;        /* relaxed */
-static unsigned lk_spinners_cap;     /* relaxed; 0 = not computed yet */
+int lk_pol = LK_OWNER;               /* relaxed */
+static unsigned lk_spinners_cap;     /* relaxed; ncpus, 0 = not computed */
 static uint64_t lk_owner_spin_ns = LK_OWNER_SPIN_NS;   /* relaxed */
 
 static const char *const lk_names[] = { "owner", "spin", "park", "glibc" };
-
-int lk_policy(void)
-{
-	return __atomic_load_n(&lk_pol, __ATOMIC_RELAXED);
-}
 
 void lk_set_policy(int policy)
 {
@@ -87,7 +82,6 @@ unsigned lk_max_spinners(void)
 {
 	unsigned cap = __atomic_load_n(&lk_spinners_cap, __ATOMIC_RELAXED);
 	if (cap == 0) {
-		/* Stored +1 so that 0 means "not computed". */
 		cap = lk_count_cpus();
 		__atomic_store_n(&lk_spinners_cap, cap, __ATOMIC_RELAXED);
 	}
@@ -210,7 +204,3 @@ void sc_lock_preload_init(void)
 		sched_yield();
 }
 
-bool sc_lock_ready(void)
-{
-	return __atomic_load_n(&lk_state, __ATOMIC_ACQUIRE) == LKS_READY;
-}

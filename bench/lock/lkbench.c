@@ -1,0 +1,457 @@
+/*
+ * lkbench.c - lock throughput: Mops/s of lock + critical section +
+ * unlock, per variant, across threads x critical section x CPU hogs.
+ *
+ * Method: for every repetition, for every configuration, every variant
+ * runs once in turn (interleaved), so slow drifts of a shared machine
+ * hit all variants alike; the table shows the median per variant.
+ * Workers loop lock / busy critical section / shared counter++ /
+ * unlock until told to stop; the counter is checked against the sum of
+ * the workers' own counts (a lost update fails the run).  Hogs are
+ * threads spinning on the CPU for the whole run.  glibc variants call
+ * glibc directly; ours go through the same dispatch the preload uses.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock/lock.h"
+#include "lkbench.h"
+
+enum { V_GLIBC, V_ADAPTIVE, V_OWNER, V_SPIN, V_PARK, V_N };
+static const char *const v_names[V_N] = { "glibc", "adaptive", "owner",
+                                          "spin", "park" };
+#define MAXLIST 16
+#define MAXTHREADS 256
+
+struct lkb_opts {
+	int o_threads[MAXLIST], o_nthreads;
+	int o_cs[MAXLIST], o_ncs;
+	int o_hogs[MAXLIST], o_nhogs;
+	int o_variants[V_N], o_nvariants;
+	int o_reps, o_ms;
+	bool o_csv;
+};
+
+struct lkb_shared {
+	pthread_mutex_t s_m;
+	long s_counter;
+	char s_pad[64];
+	int s_go, s_stop;            /* acquire/release flags */
+	int s_variant;
+	unsigned s_cs_iters;
+};
+
+struct lkb_worker {
+	struct lkb_shared *w_sh;
+	long w_ops;
+	char w_pad[64];
+};
+
+static double lkb_ns_per_iter;
+
+static inline void lkb_busy(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		__asm__ __volatile__("" : : "r"(i) : "memory");
+}
+
+static double lkb_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void lkb_calibrate(void)
+{
+	unsigned n = 1u << 22;
+	double best = 1e9;
+	for (int i = 0; i < 5; i++) {
+		double t0 = lkb_now();
+		lkb_busy(n);
+		double dt = lkb_now() - t0;
+		if (dt < best)
+			best = dt;
+	}
+	lkb_ns_per_iter = best * 1e9 / n;
+}
+
+static inline int lkb_lock(struct lkb_shared *sh)
+{
+	if (sh->s_variant <= V_ADAPTIVE)
+		return pthread_mutex_lock(&sh->s_m);
+	return sc_lock_mutex_lock(&sh->s_m);
+}
+
+static inline int lkb_unlock(struct lkb_shared *sh)
+{
+	if (sh->s_variant <= V_ADAPTIVE)
+		return pthread_mutex_unlock(&sh->s_m);
+	return sc_lock_mutex_unlock(&sh->s_m);
+}
+
+static void *lkb_work(void *arg)
+{
+	struct lkb_worker *w = arg;
+	struct lkb_shared *sh = w->w_sh;
+	unsigned iters = sh->s_cs_iters;
+	long ops = 0;
+	while (!__atomic_load_n(&sh->s_go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED)) {
+		if (lkb_lock(sh))
+			break;
+		lkb_busy(iters);
+		sh->s_counter++;
+		lkb_unlock(sh);
+		ops++;
+	}
+	w->w_ops = ops;
+	return NULL;
+}
+
+static void *lkb_hog(void *arg)
+{
+	struct lkb_shared *sh = arg;
+	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED))
+		lkb_busy(1000);
+	return NULL;
+}
+
+/* One run; Mops/s, or -1 with a message on stderr. */
+static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
+{
+	static struct lkb_shared sh;
+	static struct lkb_worker w[MAXTHREADS];
+	pthread_t tw[MAXTHREADS], th[MAXLIST];
+	memset(&sh, 0, sizeof sh);
+	sh.s_variant = variant;
+	sh.s_cs_iters = cs_ns > 0 ? (unsigned)(cs_ns / lkb_ns_per_iter + 0.5) : 0;
+	if (variant <= V_ADAPTIVE) {
+		pthread_mutexattr_t a;
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, variant == V_ADAPTIVE ?
+		                          PTHREAD_MUTEX_ADAPTIVE_NP :
+		                          PTHREAD_MUTEX_NORMAL);
+		pthread_mutex_init(&sh.s_m, &a);
+	} else {
+		lk_set_policy(variant == V_OWNER ? LK_OWNER :
+		              variant == V_SPIN ? LK_SPIN : LK_PARK);
+		sc_lock_mutex_init(&sh.s_m, NULL);
+	}
+	int nh = 0, nw = 0;
+	double mops = -1, dt = 1;
+	for (; nh < hogs; nh++)
+		if (pthread_create(&th[nh], NULL, lkb_hog, &sh))
+			goto out;
+	for (; nw < threads; nw++) {
+		w[nw].w_sh = &sh;
+		w[nw].w_ops = 0;
+		if (pthread_create(&tw[nw], NULL, lkb_work, &w[nw]))
+			goto out;
+	}
+	double t0 = lkb_now();
+	__atomic_store_n(&sh.s_go, 1, __ATOMIC_RELEASE);
+	struct timespec d = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&d, &d) != 0)
+		;
+	__atomic_store_n(&sh.s_stop, 1, __ATOMIC_RELAXED);
+	dt = lkb_now() - t0;
+	mops = 0;
+out:
+	__atomic_store_n(&sh.s_go, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&sh.s_stop, 1, __ATOMIC_RELAXED);
+	long total = 0;
+	for (int i = 0; i < nw; i++) {
+		pthread_join(tw[i], NULL);
+		total += w[i].w_ops;
+	}
+	for (int i = 0; i < nh; i++)
+		pthread_join(th[i], NULL);
+	if (mops < 0) {
+		fprintf(stderr, "schedctl bench: cannot start threads: %s\n",
+		        strerror(errno));
+		return -1;
+	}
+	if (total != sh.s_counter) {
+		fprintf(stderr, "schedctl bench: %s lost updates: %ld != %ld\n",
+		        v_names[variant], sh.s_counter, total);
+		return -1;
+	}
+	return total / dt / 1e6;
+}
+
+static int lkb_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double lkb_median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, lkb_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void lkb_usage(FILE *f)
+{
+	fprintf(f,
+	"usage: schedctl bench [--quick] [--threads=LIST] [--cs=LIST] [--hogs=LIST]\n"
+	"                      [--variants=LIST] [--reps=N] [--ms=N] [--csv]\n"
+	"Lock throughput (Mops/s) of glibc's default and adaptive mutexes and the\n"
+	"owner, spin and park policies, side by side; medians of interleaved runs.\n"
+	"  --threads=LIST   worker threads (default 1,2,4,8,16)\n"
+	"  --cs=LIST        critical section in ns (default 0,100,1000,10000)\n"
+	"  --hogs=LIST      CPU-hog threads (default 0,2)\n"
+	"  --variants=LIST  of glibc,adaptive,owner,spin,park (default all)\n"
+	"  --reps=N         runs per cell, median shown (default 5)\n"
+	"  --ms=N           length of one run in ms (default 100)\n"
+	"  --quick          threads 1,4,16, cs 0,1000, hogs 0,2, 3 reps of 50 ms\n"
+	"  --csv            comma-separated output\n"
+	"exit status: 0 done, 1 a run failed, 2 usage error\n");
+}
+
+static int lkb_parse_list(const char *s, int *out, int max, int lo, int hi)
+{
+	int n = 0;
+	char buf[256];
+	if (strlen(s) >= sizeof buf)
+		return -1;
+	strcpy(buf, s);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		errno = 0;
+		long v = strtol(tok, &end, 10);
+		if (errno || *end || v < lo || v > hi || n == max)
+			return -1;
+		out[n++] = (int)v;
+	}
+	return n > 0 ? n : -1;
+}
+
+static int lkb_parse_variants(const char *s, struct lkb_opts *o)
+{
+	char buf[128];
+	if (strlen(s) >= sizeof buf)
+		return -1;
+	strcpy(buf, s);
+	o->o_nvariants = 0;
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		int v = 0;
+		while (v < V_N && strcmp(tok, v_names[v]) != 0)
+			v++;
+		if (v == V_N || o->o_nvariants == V_N)
+			return -1;
+		o->o_variants[o->o_nvariants++] = v;
+	}
+	return o->o_nvariants > 0 ? 0 : -1;
+}
+
+static int lkb_bad(const char *opt)
+{
+	fprintf(stderr, "schedctl bench: bad value for %s (see 'schedctl bench "
+	        "--help')\n", opt);
+	return 2;
+}
+
+static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
+{
+	static const int d_threads[] = { 1, 2, 4, 8, 16 }, d_cs[] = { 0, 100, 1000, 10000 };
+	memcpy(o->o_threads, d_threads, sizeof d_threads);
+	o->o_nthreads = 5;
+	memcpy(o->o_cs, d_cs, sizeof d_cs);
+	o->o_ncs = 4;
+	o->o_hogs[0] = 0;
+	o->o_hogs[1] = 2;
+	o->o_nhogs = 2;
+	for (int v = 0; v < V_N; v++)
+		o->o_variants[v] = v;
+	o->o_nvariants = V_N;
+	o->o_reps = 5;
+	o->o_ms = 100;
+	o->o_csv = false;
+	enum { O_THREADS = 256, O_CS, O_HOGS, O_VARIANTS, O_REPS, O_MS, O_QUICK,
+	       O_CSV, O_HELP };
+	static const struct option lo[] = {
+		{ "threads", required_argument, NULL, O_THREADS },
+		{ "cs", required_argument, NULL, O_CS },
+		{ "hogs", required_argument, NULL, O_HOGS },
+		{ "variants", required_argument, NULL, O_VARIANTS },
+		{ "reps", required_argument, NULL, O_REPS },
+		{ "ms", required_argument, NULL, O_MS },
+		{ "quick", no_argument, NULL, O_QUICK },
+		{ "csv", no_argument, NULL, O_CSV },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, n;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_THREADS:
+			if ((n = lkb_parse_list(optarg, o->o_threads, MAXLIST, 1, MAXTHREADS)) < 0)
+				return lkb_bad("--threads");
+			o->o_nthreads = n;
+			break;
+		case O_CS:
+			if ((n = lkb_parse_list(optarg, o->o_cs, MAXLIST, 0, 1000000)) < 0)
+				return lkb_bad("--cs");
+			o->o_ncs = n;
+			break;
+		case O_HOGS:
+			if ((n = lkb_parse_list(optarg, o->o_hogs, MAXLIST, 0, MAXLIST)) < 0)
+				return lkb_bad("--hogs");
+			o->o_nhogs = n;
+			break;
+		case O_VARIANTS:
+			if (lkb_parse_variants(optarg, o) < 0)
+				return lkb_bad("--variants");
+			break;
+		case O_REPS:
+			if (lkb_parse_list(optarg, &o->o_reps, 1, 1, 101) < 0)
+				return lkb_bad("--reps");
+			break;
+		case O_MS:
+			if (lkb_parse_list(optarg, &o->o_ms, 1, 1, 60000) < 0)
+				return lkb_bad("--ms");
+			break;
+		case O_QUICK:
+			o->o_threads[0] = 1; o->o_threads[1] = 4; o->o_threads[2] = 16;
+			o->o_nthreads = 3;
+			o->o_cs[0] = 0; o->o_cs[1] = 1000;
+			o->o_ncs = 2;
+			o->o_reps = 3;
+			o->o_ms = 50;
+			break;
+		case O_CSV:
+			o->o_csv = true;
+			break;
+		case 'h':
+		case O_HELP:
+			lkb_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "schedctl bench: unknown option '%s' (see "
+			        "'schedctl bench --help')\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "schedctl bench: unexpected argument '%s' (see "
+		        "'schedctl bench --help')\n", argv[optind]);
+		return 2;
+	}
+	return -1;
+}
+
+static void lkb_print(const struct lkb_opts *o, double *med, int ncfg)
+{
+	int owner_col = -1, g = -1, a = -1;
+	for (int v = 0; v < o->o_nvariants; v++) {
+		if (o->o_variants[v] == V_OWNER) owner_col = v;
+		if (o->o_variants[v] == V_GLIBC) g = v;
+		if (o->o_variants[v] == V_ADAPTIVE) a = v;
+	}
+	bool ratio = owner_col >= 0 && (g >= 0 || a >= 0);
+	if (o->o_csv) {
+		printf("threads,cs_ns,hogs");
+		for (int v = 0; v < o->o_nvariants; v++)
+			printf(",%s", v_names[o->o_variants[v]]);
+		printf(ratio ? ",owner_vs_best_glibc\n" : "\n");
+	} else {
+		printf("%7s %6s %4s", "threads", "cs_ns", "hogs");
+		for (int v = 0; v < o->o_nvariants; v++)
+			printf(" %9s", v_names[o->o_variants[v]]);
+		printf(ratio ? "  owner/best-glibc\n" : "\n");
+	}
+	int k = 0, wins = 0;
+	for (int t = 0; t < o->o_nthreads; t++)
+	for (int c = 0; c < o->o_ncs; c++)
+	for (int h = 0; h < o->o_nhogs; h++, k++) {
+		double *m = med + (size_t)k * o->o_nvariants;
+		printf(o->o_csv ? "%d,%d,%d" : "%7d %6d %4d", o->o_threads[t],
+		       o->o_cs[c], o->o_hogs[h]);
+		for (int v = 0; v < o->o_nvariants; v++)
+			printf(o->o_csv ? ",%.3f" : " %9.3f", m[v]);
+		if (ratio) {
+			double best = g >= 0 ? m[g] : 0;
+			if (a >= 0 && m[a] > best)
+				best = m[a];
+			double r = best > 0 ? m[owner_col] / best : 0;
+			wins += r >= 1.0;
+			printf(o->o_csv ? ",%.2f" : "  %6.2fx", r);
+		}
+		printf("\n");
+	}
+	if (ratio && !o->o_csv)
+		printf("owner >= best glibc variant in %d of %d configurations\n",
+		       wins, ncfg);
+}
+
+int lkb_main(int argc, char **argv)
+{
+	struct lkb_opts o;
+	int r = lkb_parse(argc, argv, &o);
+	if (r >= 0)
+		return r;
+	int ncfg = o.o_nthreads * o.o_ncs * o.o_nhogs;
+	size_t cells = (size_t)ncfg * o.o_nvariants;
+	double *runs = calloc(cells * o.o_reps, sizeof *runs);
+	double *med = calloc(cells, sizeof *med);
+	if (!runs || !med) {
+		fprintf(stderr, "schedctl bench: out of memory\n");
+		free(runs);
+		free(med);
+		return 1;
+	}
+	lkb_calibrate();
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *why;
+	(void)lk_slice_ext_available(&why);
+	if (!o.o_csv)
+		printf("lock throughput, Mops/s: median of %d interleaved runs of "
+		       "%d ms; %ld CPUs; preemption control: %s\n",
+		       o.o_reps, o.o_ms, ncpu, why);
+	bool tty = isatty(STDERR_FILENO);
+	int total = (int)cells * o.o_reps, done = 0, status = 0;
+	for (int rep = 0; rep < o.o_reps && !status; rep++) {
+		int k = 0;
+		for (int t = 0; t < o.o_nthreads; t++)
+		for (int c = 0; c < o.o_ncs; c++)
+		for (int h = 0; h < o.o_nhogs; h++, k++)
+		for (int v = 0; v < o.o_nvariants && !status; v++) {
+			if (tty)
+				fprintf(stderr, "\r[%d/%d] rep %d threads %d cs %d ns "
+				        "hogs %d %-8s ", ++done, total, rep + 1,
+				        o.o_threads[t], o.o_cs[c], o.o_hogs[h],
+				        v_names[o.o_variants[v]]);
+			double x = lkb_run(o.o_variants[v], o.o_threads[t], o.o_cs[c],
+			                   o.o_hogs[h], o.o_ms);
+			if (x < 0)
+				status = 1;
+			runs[((size_t)k * o.o_nvariants + v) * o.o_reps + rep] = x;
+		}
+		if (!tty)
+			fprintf(stderr, "schedctl bench: repetition %d of %d done\n",
+			        rep + 1, o.o_reps);
+	}
+	if (tty)
+		fprintf(stderr, "\r%-70s\r", "");
+	if (!status) {
+		for (size_t i = 0; i < cells; i++)
+			med[i] = lkb_median(runs + i * o.o_reps, o.o_reps);
+		lkb_print(&o, med, ncfg);
+	}
+	free(runs);
+	free(med);
+	return status;
+}
