@@ -1,0 +1,115 @@
+/*
+ * schedctl/uvm.h - managed anonymous memory with copy-on-write copies.
+ *
+ * A managed region is anonymous memory whose pages are served by the
+ * libschedctl pager (a userfaultfd thread) after NetBSD UVM's upper
+ * layer: every page is an anon (a reference-counted page of a shared
+ * memory pool), a region's anons hang off an amap, and uvm_copy() makes
+ * a copy-on-write copy that shares every page with its source until one
+ * side writes it.  Reading a copy allocates no memory.
+ *
+ * Semantics, in short (docs/pager.md has the details):
+ *   - New regions read as zeros and are populated lazily, on first touch.
+ *   - After uvm_copy() each side sees exactly what fork() would show:
+ *     the copy holds the source's contents at the time of the call and
+ *     later writes stay on their side.
+ *   - fork() of the process: the child sees every region's contents and
+ *     writes stay on their side, as for ordinary private memory.
+ *   - A page the pager cannot serve (pool exhausted, kernel refused a
+ *     mapping) raises SIGBUS in the faulting thread; it never hangs.
+ *   - Concurrency: all functions are thread-safe.  Destroying or
+ *     unmapping memory another thread still uses is the caller's bug, as
+ *     with munmap(): that thread gets SIGSEGV, the library stays sound.
+ *
+ * Errors: functions returning int give 0, or -1 with errno set; those
+ * returning pointers give NULL with errno set.  EINVAL: NULL region,
+ * unaligned or out-of-range offset/length, unknown prot or advice.
+ * ENOMEM: no memory or no address space.  ENOSYS/EPERM: the kernel
+ * refuses userfaultfd (see docs/pager.md, "Requirements").
+ */
+#ifndef SCHEDCTL_UVM_H
+#define SCHEDCTL_UVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define UVM_API __attribute__((visibility("default")))
+#else
+#define UVM_API
+#endif
+
+struct uvm_region;
+
+/* Advice for uvm_advise(): how many neighbours a fault brings in,
+ * after UVM's advice table (NORMAL 3 behind and 4 ahead, RANDOM none,
+ * SEQUENTIAL 7 ahead). */
+#define UVM_ADV_NORMAL      0
+#define UVM_ADV_RANDOM      1
+#define UVM_ADV_SEQUENTIAL  2
+
+/* Counters of one region, from uvm_stats(). */
+struct uvm_stats {
+	/* Faults the pager served in this region, by UVM case. */
+	uint64_t us_fault_1a;    /* write to an anon only this region holds:
+	                            made writable in place */
+	uint64_t us_fault_1b;    /* write to a shared anon: copied (COW) */
+	uint64_t us_fault_2a;    /* lower-layer (object) page mapped: always
+	                            0 until the object layer exists */
+	uint64_t us_fault_2b;    /* lower-layer page promoted to an anon:
+	                            always 0 until the object layer exists */
+	uint64_t us_fault_zero;  /* first touch: zero-filled anon */
+	uint64_t us_fault_around;/* extra pages mapped by fault-around */
+	uint64_t us_copies;      /* uvm_copy() calls with this region as source */
+	uint64_t us_collapses;   /* times the region's mappings were collapsed
+	                            to bound the kernel's mapping count */
+	/* State now. */
+	uint64_t us_anons;       /* pages of the region backed by an anon */
+	uint64_t us_shared;      /* ... of which the anon is shared (COW) */
+	uint64_t us_maps;        /* kernel mappings (VMAs) backing the region */
+	uint64_t us_pool_pages;  /* pool pages allocated, whole process */
+};
+
+/* A new region of len bytes (a multiple of the page size, > 0), zero
+ * filled and populated lazily.  prot: PROT_NONE or an OR of PROT_READ,
+ * PROT_WRITE, PROT_EXEC.  NULL with errno (EINVAL, ENOMEM, ENOSYS,
+ * EPERM). */
+UVM_API struct uvm_region *uvm_map_anon(size_t len, int prot);
+
+/* A copy-on-write copy of the whole of src, at a new address, with the
+ * same size, protection, advice and released ranges (released ranges
+ * stay inaccessible in the copy).  Wired ranges are not inherited, as
+ * with mlock() and fork().  NULL with errno (EINVAL, ENOMEM). */
+UVM_API struct uvm_region *uvm_copy(struct uvm_region *src);
+
+/* Start address and size of the region; NULL / 0 for a NULL region. */
+UVM_API void *uvm_base(const struct uvm_region *r);
+UVM_API size_t uvm_size(const struct uvm_region *r);
+
+/* Release [off, off+len) (page aligned, inside the region, len > 0):
+ * its pages are freed once no copy shares them and the range becomes
+ * inaccessible (SIGSEGV).  off 0 and len uvm_size(r) destroy the region:
+ * r must not be used again.  0, or -1 with errno EINVAL. */
+UVM_API int uvm_unmap(struct uvm_region *r, size_t off, size_t len);
+
+/* Set the fault-around advice (UVM_ADV_*).  0, or -1 (EINVAL). */
+UVM_API int uvm_advise(struct uvm_region *r, int advice);
+
+/* Fault [off, off+len) in now and keep it resident (mlock): later
+ * accesses of the range take no page fault until it is written after a
+ * uvm_copy().  0, or -1 with errno EINVAL, ENOMEM, or EPERM/EAGAIN from
+ * mlock (RLIMIT_MEMLOCK). */
+UVM_API int uvm_wire(struct uvm_region *r, size_t off, size_t len);
+
+/* Fill *st with r's counters.  0, or -1 (EINVAL). */
+UVM_API int uvm_stats(const struct uvm_region *r, struct uvm_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SCHEDCTL_UVM_H */

@@ -1,0 +1,237 @@
+/*
+ * api.c - the public uvm_* functions (include/schedctl/uvm.h).
+ *
+ * Each call checks its arguments, takes uvm_lock, starts the pager on
+ * first use and maps -errno results to -1/errno.  A region pointer is
+ * checked against the table of live regions before it is dereferenced,
+ * so a stale or garbage pointer gives EINVAL, never a crash.
+ *
+ * Locking: uvm_lock is held for the whole of each call except the mlock
+ * in uvm_wire, which may fault on managed memory and so must let the
+ * pager run (pager.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pager/pager.h"
+
+struct uvm_pager uvm_pager = {
+	.up_lock = PTHREAD_MUTEX_INITIALIZER,
+	.up_uffd = -1,
+	.up_pool = { .p_poison_fd = -1 },
+};
+
+/* vm.max_map_count, read without stdio. */
+static size_t uvm_max_map_count(void)
+{
+	char buf[32] = { 0 };
+	size_t v = 0;
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		for (ssize_t k = 0; k < n && buf[k] >= '0' && buf[k] <= '9'; k++)
+			v = v * 10 + (size_t)(buf[k] - '0');
+	}
+	return v ? v : 65530;
+}
+
+/* Start the pager on first use.  => uvm_lock held.  0 or -errno. */
+static int uvm_start(void)
+{
+	if (uvm_pager.up_started)
+		return 0;
+	if (sysconf(_SC_PAGESIZE) != (long)PG_SIZE)
+		return -ENOSYS;
+	int e = pool_init();
+	if (!e)
+		e = flt_init();
+	if (!e)
+		e = fork_init();
+	if (!e)
+		e = flt_start();
+	if (e) {
+		pool_fini();
+		if (uvm_pager.up_uffd >= 0)
+			close(uvm_pager.up_uffd);
+		uvm_pager.up_uffd = -1;
+		return e;
+	}
+	/* leave half of the process's mapping budget to everyone else */
+	uvm_pager.up_maxruns = uvm_max_map_count() / 2;
+	if (!uvm_pager.up_runs_base)
+		uvm_pager.up_runs_base = 64;
+	uvm_pager.up_started = true;
+	return 0;
+}
+
+static void uvm_lock(void)
+{
+	pthread_mutex_lock(&uvm_pager.up_lock);
+}
+
+/* Drop the lock and turn an -errno result into -1/errno. */
+static int uvm_unlock_ret(int e)
+{
+	pthread_mutex_unlock(&uvm_pager.up_lock);
+	if (e) {
+		errno = -e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Is [off, off+len) a non-empty page-aligned range inside r? */
+static bool uvm_range_ok(const struct uvm_region *r, size_t off, size_t len)
+{
+	size_t size = r->rg_npages << PG_SHIFT;
+	return len > 0 && (off | len) % PG_SIZE == 0 && off < size &&
+	       len <= size - off;
+}
+
+struct uvm_region *uvm_map_anon(size_t len, int prot)
+{
+	if (len == 0 || len % PG_SIZE || len / PG_SIZE > UVM_MAXPAGES ||
+	    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	uvm_lock();
+	struct uvm_region *r = NULL;
+	int e = uvm_start();
+	if (!e) {
+		r = rg_create(len / PG_SIZE, prot);
+		e = r ? 0 : -errno;
+	}
+	uvm_unlock_ret(e);
+	return r;
+}
+
+struct uvm_region *uvm_copy(struct uvm_region *src)
+{
+	uvm_lock();
+	struct uvm_region *c = NULL;
+	int e = -EINVAL;
+	if (rg_valid(src)) {
+		c = rg_copy(src);
+		e = c ? 0 : -errno;
+	}
+	uvm_unlock_ret(e);
+	return c;
+}
+
+void *uvm_base(const struct uvm_region *r)
+{
+	uvm_lock();
+	void *b = rg_valid(r) ? (void *)r->rg_base : NULL;
+	uvm_unlock_ret(b ? 0 : -EINVAL);
+	return b;
+}
+
+size_t uvm_size(const struct uvm_region *r)
+{
+	uvm_lock();
+	size_t s = rg_valid(r) ? r->rg_npages << PG_SHIFT : 0;
+	uvm_unlock_ret(s ? 0 : -EINVAL);
+	return s;
+}
+
+int uvm_unmap(struct uvm_region *r, size_t off, size_t len)
+{
+	uvm_lock();
+	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
+		return uvm_unlock_ret(-EINVAL);
+	if (off == 0 && len == r->rg_npages << PG_SHIFT) {
+		rg_destroy(r);
+		return uvm_unlock_ret(0);
+	}
+	return uvm_unlock_ret(rg_release(r, off >> PG_SHIFT, len >> PG_SHIFT));
+}
+
+int uvm_advise(struct uvm_region *r, int advice)
+{
+	uvm_lock();
+	if (!rg_valid(r) || advice < UVM_ADV_NORMAL ||
+	    advice > UVM_ADV_SEQUENTIAL)
+		return uvm_unlock_ret(-EINVAL);
+	r->rg_advice = advice;
+	return uvm_unlock_ret(0);
+}
+
+/* Populate the empty pages of [first, end) and mark them wired.
+ * => uvm_lock held.  0 or -errno. */
+static int uvm_wire_fill(struct uvm_region *r, size_t first, size_t end)
+{
+	int e = rg_prepare_amap(r);
+	for (size_t i = first; !e && i < end; i++) {
+		if (!PA_REAL(r->rg_map[i]))
+			continue;
+		if (!amap_lookup(r->rg_amap, i)) {
+			int n = flt_zerofill(r, i, i, end);
+			if (n < 0)
+				return n;
+		}
+		r->rg_wired[i] = 1;
+	}
+	return e;
+}
+
+int uvm_wire(struct uvm_region *r, size_t off, size_t len)
+{
+	uvm_lock();
+	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
+		return uvm_unlock_ret(-EINVAL);
+	size_t first = off >> PG_SHIFT, end = (off + len) >> PG_SHIFT;
+	int e = uvm_wire_fill(r, first, end);
+	/* Lock each accessible run outside uvm_lock: mlock's populate may
+	 * fault on the region, and the pager must be free to serve it.
+	 * The region cannot move meanwhile except by the caller's own
+	 * concurrent uvm_unmap, which mlock then reports as ENOMEM. */
+	uintptr_t base = r->rg_base;
+	size_t runs[2 * 64], nr = 0;
+	for (size_t i = first; !e && i < end;) {
+		size_t j = i + 1;
+		while (j < end && PA_REAL(r->rg_map[j]) == PA_REAL(r->rg_map[i]))
+			j++;
+		if (PA_REAL(r->rg_map[i])) {
+			if (nr == 64) {
+				runs[2 * 63 + 1] = j;   /* merge the tail */
+			} else {
+				runs[2 * nr] = i;
+				runs[2 * nr + 1] = j;
+				nr++;
+			}
+		}
+		i = j;
+	}
+	pthread_mutex_unlock(&uvm_pager.up_lock);
+	if (e) {
+		errno = -e;
+		return -1;
+	}
+	for (size_t k = 0; k < nr; k++)
+		if (mlock((void *)(base + (runs[2 * k] << PG_SHIFT)),
+		          (runs[2 * k + 1] - runs[2 * k]) << PG_SHIFT))
+			return -1;
+	return 0;
+}
+
+int uvm_stats(const struct uvm_region *r, struct uvm_stats *st)
+{
+	uvm_lock();
+	if (!rg_valid(r) || !st)
+		return uvm_unlock_ret(-EINVAL);
+	*st = r->rg_st;
+	st->us_anons = st->us_shared = 0;
+	for (size_t i = 0; i < r->rg_npages && r->rg_amap; i++) {
+		if (!PA_REAL(r->rg_map[i]) || !amap_lookup(r->rg_amap, i))
+			continue;
+		st->us_anons++;
+		st->us_shared += amap_slot_shared(r->rg_amap, i);
+	}
+	st->us_maps = r->rg_runs;
+	st->us_pool_pages = uvm_pager.up_pool.p_pages;
+	return uvm_unlock_ret(0);
+}

@@ -1,0 +1,391 @@
+/*
+ * fault.c - the pager thread and UVM's fault cases.
+ *
+ * One pager thread reads the process's userfaultfd and serves faults in
+ * batches, holding uvm_lock for each batch.  The kernel itself serves
+ * every read of a page that exists in the pool (a shared page of a copy
+ * included); the pager sees:
+ *
+ *   MISSING  page i has no pool page: the zero-fill case.  The anon is
+ *            created at rg_map[i] (region.c, invariant 3) with
+ *            UFFDIO_COPY from a zero buffer, together with the empty
+ *            neighbours the region's advice asks for (fault-around, UVM's
+ *            advice table: NORMAL 3 behind and 4 ahead, RANDOM none,
+ *            SEQUENTIAL 7 ahead).
+ *   WP       a write to a write-protected page.  Case 1A: the anon is
+ *            held by this region alone and not frozen by a fork, so the
+ *            page is unprotected and written in place.  Case 1B: the
+ *            anon is shared, so it is copied into a new anon at the
+ *            region's COW window and page i is remapped to it.
+ *
+ * Cases 2A and 2B (pages of a lower-layer object) cannot happen until
+ * the object layer exists; their counters stay 0.
+ *
+ * A region whose amap is shared ("needs copy") gets its own amap first
+ * (UVM's amap_copy on fault).  Faults for addresses no region owns any
+ * more, or for released pages, are only woken: the retry raises SIGSEGV.
+ *
+ * If a fault cannot be served (pool or memory exhausted, the kernel
+ * refusing a mapping) the page is poisoned and the faulting thread gets
+ * SIGBUS: UFFDIO_POISON for a missing page, a mapping of an empty memfd
+ * otherwise (access beyond its end raises SIGBUS).  Nothing here waits
+ * for a faulting thread, so a fault is always answered.
+ *
+ * Rules: the pager thread runs with every signal blocked, never calls
+ * malloc or stdio, and never touches a managed region (pager.h).
+ *
+ * Locking: flt_serve and everything under it run with uvm_lock held.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pager/pager.h"
+
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#endif
+
+#define FLT_MAXRANGE 16   /* most pages one zero-fill maps */
+#define FLT_BATCH    32   /* messages read at once */
+#define FLT_SPIN_NS  50000 /* busy-poll this long before sleeping */
+
+static const unsigned char flt_zeros[FLT_MAXRANGE * PG_SIZE]
+	__attribute__((aligned(4096)));
+
+/* Fault-around per advice: pages behind and ahead of the fault. */
+static const struct { unsigned back, ahead; } flt_advice[] = {
+	[UVM_ADV_NORMAL]     = { 3, 4 },
+	[UVM_ADV_RANDOM]     = { 0, 0 },
+	[UVM_ADV_SEQUENTIAL] = { 0, 7 },
+};
+
+/* ---- userfaultfd helpers ------------------------------------------- */
+
+int uffd_register(uintptr_t va, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	return ioctl(uvm_pager.up_uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+/* Protect (wp) or unprotect [va, va+len); unprotecting wakes waiters. */
+int uffd_wp(uintptr_t va, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = va, .len = len },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	return ioctl(uvm_pager.up_uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+void uffd_wake(uintptr_t va, size_t len)
+{
+	struct uffdio_range r = { .start = va, .len = len };
+	ioctl(uvm_pager.up_uffd, UFFDIO_WAKE, &r);
+}
+
+/* ---- zero fill ------------------------------------------------------ */
+
+static uintptr_t flt_va(const struct uvm_region *r, size_t i)
+{
+	return r->rg_base + (i << PG_SHIFT);
+}
+
+static bool flt_fillable(const struct uvm_region *r, size_t i)
+{
+	return PA_REAL(r->rg_map[i]) && !amap_lookup(r->rg_amap, i);
+}
+
+/* Zero-fill pages [a, b) of one run, all empty: UFFDIO_COPY from the
+ * zero buffer, then one anon per page copied.
+ * => uvm_lock held, amap private.  Pages filled, or -errno if none. */
+static long flt_fill_run(struct uvm_region *r, size_t a, size_t b)
+{
+	struct uffdio_copy c = {
+		.dst = flt_va(r, a),
+		.src = (uintptr_t)flt_zeros,
+		.len = (b - a) << PG_SHIFT,
+	};
+	long done;
+	if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
+		done = (long)(b - a);
+	else if (c.copy > 0)
+		done = (long)(c.copy >> PG_SHIFT);
+	else
+		return c.copy < 0 ? c.copy : -errno;
+	for (long k = 0; k < done; k++) {
+		struct vm_anon *an = anon_alloc(r->rg_map[a + k]);
+		if (!an)
+			return -ENOMEM;   /* the page stays, unreferenced */
+		amap_add(r->rg_amap, a + k, an);
+	}
+	return done;
+}
+
+/* Zero-fill page i and its empty neighbours in [lo, hi) that share its
+ * kernel mapping.  => uvm_lock held, amap private, slot i empty.
+ * => pages filled (>= 1) or -errno. */
+int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+{
+	size_t a = i, b = i + 1;
+	while (a > lo && flt_fillable(r, a - 1) &&
+	       r->rg_map[a - 1] + 1 == r->rg_map[a])
+		a--;
+	while (b < hi && flt_fillable(r, b) &&
+	       r->rg_map[b - 1] + 1 == r->rg_map[b])
+		b++;
+	int total = 0;
+	for (size_t k = a; k < b;) {
+		size_t e = b - k > FLT_MAXRANGE ? k + FLT_MAXRANGE : b;
+		long n = flt_fill_run(r, k, e);
+		if (n < 0)
+			return total ? total : (int)n;
+		total += (int)n;
+		if ((size_t)n < e - k)
+			break;
+		k = e;
+	}
+	return total;
+}
+
+static int flt_missing(struct uvm_region *r, size_t i)
+{
+	int e = rg_prepare_amap(r);
+	if (e)
+		return e;
+	if (amap_lookup(r->rg_amap, i)) {
+		/* already served: a second thread faulted on the page */
+		uffd_wake(flt_va(r, i), PG_SIZE);
+		return 0;
+	}
+	unsigned adv = (unsigned)r->rg_advice;
+	size_t lo = i > flt_advice[adv].back ? i - flt_advice[adv].back : 0;
+	size_t hi = i + flt_advice[adv].ahead + 1;
+	if (hi > r->rg_npages)
+		hi = r->rg_npages;
+	int n = flt_zerofill(r, i, lo, hi);
+	if (n < 0)
+		return n;
+	r->rg_st.us_fault_zero++;
+	r->rg_st.us_fault_around += (uint64_t)n - 1;
+	/* the faulting page may lie past a short copy: wake it anyway */
+	uffd_wake(flt_va(r, i), PG_SIZE);
+	return 0;
+}
+
+/* ---- write faults: cases 1A and 1B ---------------------------------- */
+
+static int flt_write(struct uvm_region *r, size_t i)
+{
+	int e = rg_prepare_amap(r);
+	if (e)
+		return e;
+	struct vm_anon *an = amap_lookup(r->rg_amap, i);
+	if (!an)
+		return flt_missing(r, i);
+	if (anon_exclusive(an)) {                         /* case 1A */
+		e = uffd_wp(flt_va(r, i), PG_SIZE, false);
+		if (e)
+			return e;
+		r->rg_st.us_fault_1a++;
+		return 0;
+	}
+	if (r->rg_cowwin == PA_NONE &&                    /* case 1B */
+	    (r->rg_cowwin = pool_window(r->rg_npages)) == PA_NONE)
+		return -ENOMEM;
+	pool_addr_t to = r->rg_cowwin + i;
+	struct vm_anon *nan = anon_alloc(to);
+	if (!nan)
+		return -ENOMEM;
+	e = pool_copy(to, an->an_addr);
+	if (e) {
+		anon_unref(nan);
+		return e;
+	}
+	amap_remove(r->rg_amap, i);
+	amap_add(r->rg_amap, i, nan);
+	anon_unref(an);
+	e = rg_setpage(r, i, to);
+	if (e)
+		return e;
+	uffd_wake(flt_va(r, i), PG_SIZE);
+	r->rg_st.us_fault_1b++;
+	rg_maybe_collapse(r);
+	return 0;
+}
+
+/* ---- giving up on a page -------------------------------------------- */
+
+static void flt_poison(struct uvm_region *r, size_t i, bool missing)
+{
+	uintptr_t va = flt_va(r, i);
+	if (missing && uvm_pager.up_poison_ioctl) {
+		struct uffdio_poison p = { .range = { va, PG_SIZE } };
+		if (ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
+			return;
+	}
+	if (!r->rg_needs_copy && r->rg_amap) {
+		struct vm_anon *an = amap_remove(r->rg_amap, i);
+		if (an)
+			anon_unref(an);
+	}
+	if (rg_poison_pages(r, i, 1) != 0)
+		rg_poison_pages(r, 0, r->rg_npages);  /* last resort */
+	uffd_wake(r->rg_base, r->rg_npages << PG_SHIFT);
+}
+
+/* Serve one fault.  => uvm_lock held. */
+static void flt_serve(uintptr_t addr, uint64_t flags)
+{
+	uintptr_t va = addr & ~(uintptr_t)(PG_SIZE - 1);
+	struct uvm_region *r = rg_lookup(va);
+	if (!r) {
+		uffd_wake(va, PG_SIZE);
+		return;
+	}
+	size_t i = (va - r->rg_base) >> PG_SHIFT;
+	if (!PA_REAL(r->rg_map[i])) {
+		uffd_wake(va, PG_SIZE);
+		return;
+	}
+	bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
+	int e = wp ? flt_write(r, i) : flt_missing(r, i);
+	if (e)
+		flt_poison(r, i, !wp);
+}
+
+static uint64_t flt_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Read the next batch of messages.  After a fault, faults tend to come
+ * in bursts: poll without sleeping for FLT_SPIN_NS before blocking, so a
+ * burst costs the faulting threads' wake-ups but not the pager's. */
+static ssize_t flt_read(int fd, struct uffd_msg *msg, size_t size)
+{
+	uint64_t until = flt_now_ns() + FLT_SPIN_NS;
+	for (;;) {
+		ssize_t n = read(fd, msg, size);
+		if (n >= 0 || errno != EAGAIN)
+			return n;
+		if (flt_now_ns() < until)
+			continue;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+		until = flt_now_ns() + FLT_SPIN_NS;
+	}
+}
+
+static void *flt_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	struct uffd_msg msg[FLT_BATCH];
+	for (;;) {
+		ssize_t n = flt_read(fd, msg, sizeof msg);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		pthread_mutex_lock(&uvm_pager.up_lock);
+		for (size_t k = 0; k < (size_t)n / sizeof msg[0]; k++)
+			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
+				flt_serve(msg[k].arg.pagefault.address,
+				          msg[k].arg.pagefault.flags);
+		pthread_mutex_unlock(&uvm_pager.up_lock);
+	}
+}
+
+/* ---- set-up --------------------------------------------------------- */
+
+static int uffd_open(bool *user_only)
+{
+	*user_only = false;
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0)
+		return fd;
+	if (errno != EPERM)
+		return -errno;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev >= 0) {
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		close(dev);
+		if (fd >= 0)
+			return fd;
+	}
+	fd = (int)syscall(SYS_userfaultfd,
+	                  O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	*user_only = true;
+	return fd;
+}
+
+/* Open the userfaultfd and agree on the features the pager needs.
+ * => uvm_lock held or single-threaded.  0 or -errno. */
+int flt_init(void)
+{
+	const uint64_t need = UFFD_FEATURE_MISSING_SHMEM |
+	                      UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	bool uo;
+	int fd = uffd_open(&uo);
+	if (fd < 0)
+		return fd;
+	struct uffdio_api api = { .api = UFFD_API };
+	int e = ioctl(fd, UFFDIO_API, &api) ? -errno : 0;
+	close(fd);
+	if (e)
+		return e;
+	if ((api.features & need) != need)
+		return -ENOSYS;
+	uint64_t want = need | (api.features & UFFD_FEATURE_POISON);
+	fd = uffd_open(&uo);
+	if (fd < 0)
+		return fd;
+	api = (struct uffdio_api){ .api = UFFD_API, .features = want };
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	uvm_pager.up_uffd = fd;
+	uvm_pager.up_user_only = uo;
+	uvm_pager.up_poison_ioctl = want & UFFD_FEATURE_POISON;
+	return 0;
+}
+
+/* Start the pager thread with every signal blocked.  => 0 or -errno. */
+int flt_start(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&uvm_pager.up_thread, NULL, flt_main,
+	                       (void *)(intptr_t)uvm_pager.up_uffd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		return -e;
+	pthread_detach(uvm_pager.up_thread);
+	return 0;
+}

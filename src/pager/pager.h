@@ -1,0 +1,205 @@
+/*
+ * pager.h - internals of the userfaultfd pager (UVM's upper layer).
+ *
+ * Layering, after NetBSD UVM (one subsystem per file, each with its own
+ * prefix):
+ *
+ *   api.c     uvm_*     public entry points: argument checks, errno
+ *   region.c  rg_*      a managed region: its address range, its amap
+ *                       reference, and the kernel mappings backing it
+ *   fault.c   flt_*     the pager thread and UVM's fault cases
+ *   amap.c    amap_*    arrays of anon slots with per-page references
+ *   anon.c    anon_*    reference-counted pages
+ *   pool.c    pool_*    the memfd page pool and mmap-backed allocators
+ *   fork.c    fork_*    pthread_atfork handling
+ *
+ * Physical model.  Every anon is one page of a memfd (the pool), named
+ * by a pool address (file, page number).  A region's page i is a
+ * MAP_SHARED mapping of the pool page rg_map[i]; adjacent pages whose
+ * pool addresses are consecutive share one kernel mapping (VMA).  Two
+ * regions that map the same pool page share it physically; the kernel
+ * serves read faults on such pages itself, and userfaultfd write-protect
+ * faults tell the pager when a shared page is about to be written.
+ *
+ * Locking.  One mutex, uvm_lock, protects every region, amap, anon and
+ * the pool.  There is a single pager thread, so fault service is serial
+ * anyway; the lock orders it against the API calls.  Lock order:
+ *
+ *       uvm_lock  =>  (nothing: no other lock is taken under it)
+ *
+ * Rules that keep the faulting threads and the pager apart:
+ *   - Nothing holding uvm_lock touches managed memory: page data moves
+ *     through the pool's file descriptors, never through a region.  A
+ *     thread holding uvm_lock therefore never waits for the pager.
+ *   - The library never calls malloc or stdio (a faulting thread may hold
+ *     their locks); all memory comes from mmap (pool.c).
+ *   - Operations that may fault on managed memory from the kernel
+ *     (mlock's populate) run after uvm_lock is dropped.
+ */
+#ifndef SCHEDCTL_PAGER_H
+#define SCHEDCTL_PAGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schedctl/uvm.h"
+
+#define PG_SHIFT 12
+#define PG_SIZE  ((size_t)1 << PG_SHIFT)
+
+/* Largest region, in pages (1 TiB): keeps every page count and pool
+ * address computation far from overflow. */
+#define UVM_MAXPAGES ((size_t)1 << 28)
+
+/* ---- pool.c ------------------------------------------------------- */
+
+/* A pool address: file index in the top 16 bits, page number below. */
+typedef uint64_t pool_addr_t;
+#define PA_SHIFT      48
+#define PA_MAKE(f, p) (((uint64_t)(f) << PA_SHIFT) | (p))
+#define PA_FILE(a)    ((unsigned)((a) >> PA_SHIFT))
+#define PA_PGNO(a)    ((a) & (((uint64_t)1 << PA_SHIFT) - 1))
+#define PA_NONE       UINT64_MAX          /* released: not accessible */
+#define PA_POISON     (UINT64_MAX - 1)    /* poisoned: SIGBUS on access */
+#define PA_REAL(a)    ((a) < PA_POISON)
+
+#define POOL_MAXFILES 64
+
+struct pool_file {
+	int pf_fd;             /* memfd, -1 if the slot is unused */
+	uint64_t pf_next;      /* next page number never handed out */
+	uint64_t pf_frozen;    /* pages below this may be mapped by another
+	                          process (fork): never written in place,
+	                          never punched */
+};
+
+struct pool {
+	struct pool_file p_files[POOL_MAXFILES];
+	unsigned p_cur;        /* file new windows come from */
+	unsigned p_nfiles;
+	int p_poison_fd;       /* empty memfd: mapping it raises SIGBUS */
+	uint64_t p_pages;      /* pool pages held by live anons */
+};
+
+int pool_init(void);                     /* => -errno */
+void pool_fini(void);
+pool_addr_t pool_window(size_t npages);  /* PA_NONE if out of space */
+int pool_newfile(void);                  /* fork child: => -errno */
+int pool_fd(pool_addr_t a);
+bool pool_frozen(pool_addr_t a);
+int pool_copy(pool_addr_t dst, pool_addr_t src);  /* => -errno */
+void pool_free_page(pool_addr_t a);
+
+/* mmap-backed memory: safe on the fault path (no malloc). */
+void *mem_alloc(size_t bytes);           /* zeroed; NULL on failure */
+void mem_free(void *p, size_t bytes);
+
+struct slab {
+	size_t sl_size;        /* object size */
+	void *sl_free;         /* free list, linked through the objects */
+};
+void *slab_alloc(struct slab *s);        /* zeroed; NULL on failure */
+void slab_free(struct slab *s, void *p);
+
+/* ---- anon.c ------------------------------------------------------- */
+
+struct vm_anon {
+	uint32_t an_ref;       /* amap slots holding this anon */
+	uint32_t an_pad;
+	pool_addr_t an_addr;   /* the page */
+};
+
+struct vm_anon *anon_alloc(pool_addr_t a);
+void anon_ref(struct vm_anon *an);
+void anon_unref(struct vm_anon *an);
+bool anon_exclusive(const struct vm_anon *an);
+
+/* ---- amap.c ------------------------------------------------------- */
+
+struct vm_amap {
+	uint32_t am_ref;       /* regions referencing the amap */
+	uint32_t am_pad;
+	size_t am_nslot;
+	size_t am_nused;       /* non-empty slots */
+	struct vm_anon **am_anon;
+	int32_t *am_ppref;     /* per-slot references, NULL while every
+	                          slot has am_ref of them */
+};
+
+struct vm_amap *amap_alloc(size_t nslot);
+struct vm_anon *amap_lookup(const struct vm_amap *am, size_t slot);
+void amap_add(struct vm_amap *am, size_t slot, struct vm_anon *an);
+struct vm_anon *amap_remove(struct vm_amap *am, size_t slot);
+void amap_ref(struct vm_amap *am, const pool_addr_t *map, size_t n);
+void amap_unref(struct vm_amap *am, const pool_addr_t *map, size_t n);
+int amap_unref_range(struct vm_amap *am, size_t slot, size_t n);
+struct vm_amap *amap_copy(struct vm_amap *am, const pool_addr_t *map,
+                          size_t n);
+bool amap_slot_shared(const struct vm_amap *am, size_t slot);
+
+/* ---- region.c ----------------------------------------------------- */
+
+struct uvm_region {
+	uintptr_t rg_base;
+	size_t rg_npages;
+	int rg_prot;
+	int rg_advice;
+	struct vm_amap *rg_amap;   /* NULL until the first anon */
+	bool rg_needs_copy;        /* rg_amap is shared: copy before writing */
+	pool_addr_t *rg_map;       /* per page: pool page mapped there */
+	uint8_t *rg_wired;         /* per page: mlocked */
+	pool_addr_t rg_cowwin;     /* window for COW copies, PA_NONE if none */
+	size_t rg_runs;            /* kernel mappings backing the region */
+	struct uvm_stats rg_st;
+};
+
+struct uvm_pager {
+	pthread_mutex_t up_lock;
+	int up_uffd;
+	bool up_user_only;         /* UFFD_USER_MODE_ONLY was needed */
+	bool up_poison_ioctl;      /* UFFDIO_POISON available */
+	bool up_started;
+	pthread_t up_thread;
+	struct uvm_region **up_regions;  /* sorted by base */
+	size_t up_nregions, up_capregions;
+	size_t up_runs;            /* sum of rg_runs */
+	size_t up_maxruns;         /* collapse beyond this (max_map_count) */
+	size_t up_runs_base;       /* per-region allowance (tests lower it) */
+	struct pool up_pool;
+};
+
+extern struct uvm_pager uvm_pager;
+
+struct uvm_region *rg_create(size_t npages, int prot);
+struct uvm_region *rg_copy(struct uvm_region *src);
+void rg_destroy(struct uvm_region *r);
+int rg_release(struct uvm_region *r, size_t first, size_t n);
+struct uvm_region *rg_lookup(uintptr_t va);
+bool rg_valid(const struct uvm_region *r);
+int rg_prepare_amap(struct uvm_region *r);
+int rg_remap(struct uvm_region *r, size_t first, size_t n);
+void rg_setmap(struct uvm_region *r, size_t i, pool_addr_t a);
+int rg_setpage(struct uvm_region *r, size_t i, pool_addr_t a);
+int rg_poison_pages(struct uvm_region *r, size_t first, size_t n);
+int rg_collapse(struct uvm_region *r);
+void rg_maybe_collapse(struct uvm_region *r);
+int rg_protect_all(struct uvm_region *r, bool wp);
+int rg_register_all(struct uvm_region *r);
+size_t rg_run_end(const struct uvm_region *r, size_t i);
+
+/* ---- fault.c ------------------------------------------------------ */
+
+int flt_init(void);                      /* uffd + pager thread */
+int flt_start(void);
+int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
+int uffd_register(uintptr_t va, size_t len);
+int uffd_wp(uintptr_t va, size_t len, bool wp);
+void uffd_wake(uintptr_t va, size_t len);
+
+/* ---- fork.c ------------------------------------------------------- */
+
+int fork_init(void);
+
+#endif /* SCHEDCTL_PAGER_H */

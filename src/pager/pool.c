@@ -1,0 +1,202 @@
+/*
+ * pool.c - the page pool (memfds) and the pager's own allocators.
+ *
+ * Pages.  Anons live in pool files: memfds of a fixed, huge, sparse
+ * size.  Page numbers are handed out by a bump pointer in windows (a
+ * window is a run of page numbers reserved for one region, so a region's
+ * pages stay contiguous in the file and its kernel mappings stay few)
+ * and are never reused: a freed page is punched out of the file, which
+ * returns its memory, and its number is dead.  Because numbers are
+ * never reused, a page number that no anon holds has no page in the
+ * file: the zero-fill fault relies on that (see region.c, invariant 3).
+ *
+ * Files.  The process allocates from file p_cur.  A fork child cannot
+ * share the parent's bump pointer, so it starts a new file
+ * (pool_newfile) and treats every inherited file as frozen; the parent
+ * freezes the pages it had handed out at the fork (pf_frozen).  Frozen
+ * pages may be mapped by the other process, so they are never written
+ * in place and never punched: they are released when the last process
+ * using the file exits.
+ *
+ * Memory for the pager's structures comes from mmap, never malloc: the
+ * pager thread must not take a lock a faulting thread may hold.
+ *
+ * Locking: everything here runs under uvm_lock (pager.h), except
+ * mem_alloc/mem_free, which are plain system calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pager/pager.h"
+
+/* Size of each pool file: sparse, so it costs nothing until used. */
+#define POOL_FILE_BYTES ((off_t)1 << 46)
+#define POOL_FILE_PAGES ((uint64_t)POOL_FILE_BYTES >> PG_SHIFT)
+
+#define SLAB_CHUNK ((size_t)64 << 10)
+
+static int pool_memfd(const char *name, off_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (size && ftruncate(fd, size) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* => uvm_lock held or single-threaded set-up.  0 or -errno. */
+int pool_init(void)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	for (unsigned i = 0; i < POOL_MAXFILES; i++)
+		p->p_files[i].pf_fd = -1;
+	p->p_nfiles = 0;
+	p->p_poison_fd = -1;
+	int fd = pool_memfd("schedctl-uvm-poison", 0);
+	if (fd < 0)
+		return fd;
+	p->p_poison_fd = fd;
+	return pool_newfile();
+}
+
+/* Close every pool file (failed start-up). */
+void pool_fini(void)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	for (unsigned i = 0; i < p->p_nfiles; i++) {
+		close(p->p_files[i].pf_fd);
+		p->p_files[i].pf_fd = -1;
+	}
+	p->p_nfiles = 0;
+	if (p->p_poison_fd >= 0)
+		close(p->p_poison_fd);
+	p->p_poison_fd = -1;
+}
+
+/* Start a new file and allocate from it.
+ * => uvm_lock held (or the single thread of a fork child).  0 or -errno. */
+int pool_newfile(void)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	if (p->p_nfiles >= POOL_MAXFILES)
+		return -ENOMEM;
+	int fd = pool_memfd("schedctl-uvm-pool", POOL_FILE_BYTES);
+	if (fd < 0)
+		return fd;
+	struct pool_file *f = &p->p_files[p->p_nfiles];
+	f->pf_fd = fd;
+	f->pf_next = 0;
+	f->pf_frozen = 0;
+	p->p_cur = p->p_nfiles++;
+	return 0;
+}
+
+/* Reserve npages consecutive page numbers.
+ * => uvm_lock held.  The first address, PA_NONE when the file is full. */
+pool_addr_t pool_window(size_t npages)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	struct pool_file *f = &p->p_files[p->p_cur];
+	if (npages > POOL_FILE_PAGES - f->pf_next)
+		return PA_NONE;
+	pool_addr_t a = PA_MAKE(p->p_cur, f->pf_next);
+	f->pf_next += npages;
+	return a;
+}
+
+int pool_fd(pool_addr_t a)
+{
+	if (a == PA_POISON)
+		return uvm_pager.up_pool.p_poison_fd;
+	return uvm_pager.up_pool.p_files[PA_FILE(a)].pf_fd;
+}
+
+bool pool_frozen(pool_addr_t a)
+{
+	return PA_PGNO(a) < uvm_pager.up_pool.p_files[PA_FILE(a)].pf_frozen;
+}
+
+/* Copy one page inside the pool, through the file descriptors (never
+ * through a region, see pager.h).  A bounce buffer and pread/pwrite
+ * measured faster than copy_file_range, whose splice path is heavy.
+ * => uvm_lock held (the bounce buffer is shared).  0 or -errno. */
+int pool_copy(pool_addr_t dst, pool_addr_t src)
+{
+	static unsigned char bounce[PG_SIZE] __attribute__((aligned(4096)));
+	off_t so = (off_t)PA_PGNO(src) << PG_SHIFT;
+	off_t dof = (off_t)PA_PGNO(dst) << PG_SHIFT;
+	if (pread(pool_fd(src), bounce, PG_SIZE, so) != (ssize_t)PG_SIZE)
+		return -EIO;
+	if (pwrite(pool_fd(dst), bounce, PG_SIZE, dof) != (ssize_t)PG_SIZE)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* The last anon holding page a is gone: give the memory back, unless
+ * another process may still map it.  => uvm_lock held. */
+void pool_free_page(pool_addr_t a)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	p->p_pages--;
+	if (pool_frozen(a))
+		return;
+	fallocate(pool_fd(a), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	          (off_t)PA_PGNO(a) << PG_SHIFT, PG_SIZE);
+}
+
+/* ---- allocators ---------------------------------------------------- */
+
+static size_t mem_round(size_t bytes)
+{
+	return (bytes + PG_SIZE - 1) & ~(PG_SIZE - 1);
+}
+
+void *mem_alloc(size_t bytes)
+{
+	if (bytes == 0)
+		bytes = 1;
+	void *p = mmap(NULL, mem_round(bytes), PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void mem_free(void *p, size_t bytes)
+{
+	if (p)
+		munmap(p, mem_round(bytes ? bytes : 1));
+}
+
+/* Objects are carved from 64 KiB chunks that are never returned: the
+ * pager's structures are small and their number follows the pages in
+ * use.  => uvm_lock held. */
+void *slab_alloc(struct slab *s)
+{
+	if (!s->sl_free) {
+		unsigned char *c = mem_alloc(SLAB_CHUNK);
+		if (!c)
+			return NULL;
+		for (size_t off = 0; off + s->sl_size <= SLAB_CHUNK;
+		     off += s->sl_size) {
+			*(void **)(c + off) = s->sl_free;
+			s->sl_free = c + off;
+		}
+	}
+	void *o = s->sl_free;
+	s->sl_free = *(void **)o;
+	memset(o, 0, s->sl_size);
+	return o;
+}
+
+void slab_free(struct slab *s, void *p)
+{
+	*(void **)p = s->sl_free;
+	s->sl_free = p;
+}

@@ -1,0 +1,189 @@
+/*
+ * The public API: arguments, advice, wiring, statistics, protection,
+ * and SIGBUS for a fault the pager cannot serve.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "util.h"
+
+#define EXPECT_EINVAL(call) do { \
+	errno = 0; \
+	cr_assert_eq((call), -1, #call); \
+	cr_assert_eq(errno, EINVAL, #call ": errno %d", errno); \
+} while (0)
+
+Test(api, bad_arguments)
+{
+	errno = 0;
+	cr_assert_null(uvm_map_anon(0, PROT_READ));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(uvm_map_anon(PG + 1, PROT_READ));
+	cr_assert_null(uvm_map_anon(PG, 0x100));
+	cr_assert_null(uvm_map_anon((size_t)-1 & ~(size_t)(PG - 1), PROT_READ));
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_null(uvm_copy(NULL));
+	cr_assert_eq(errno, EINVAL);
+	char junk[256] = { 0 };
+	cr_assert_null(uvm_copy((struct uvm_region *)junk));
+	cr_assert_null(uvm_base(NULL));
+	cr_assert_eq(uvm_size((struct uvm_region *)junk), 0);
+
+	struct uvm_region *r = uvm_map_anon(8 * PG, PROT_READ | PROT_WRITE);
+	cr_assert_not_null(r);
+	struct uvm_stats st;
+	EXPECT_EINVAL(uvm_unmap(r, 1, PG));
+	EXPECT_EINVAL(uvm_unmap(r, 0, PG - 1));
+	EXPECT_EINVAL(uvm_unmap(r, 0, 0));
+	EXPECT_EINVAL(uvm_unmap(r, 8 * PG, PG));
+	EXPECT_EINVAL(uvm_unmap(r, 4 * PG, 5 * PG));
+	EXPECT_EINVAL(uvm_unmap(r, PG, (size_t)-1 & ~(size_t)(PG - 1)));
+	EXPECT_EINVAL(uvm_unmap(NULL, 0, PG));
+	EXPECT_EINVAL(uvm_advise(r, 3));
+	EXPECT_EINVAL(uvm_advise(r, -1));
+	EXPECT_EINVAL(uvm_advise((struct uvm_region *)junk, 0));
+	EXPECT_EINVAL(uvm_wire(r, 0, 9 * PG));
+	EXPECT_EINVAL(uvm_wire(r, 3, PG));
+	EXPECT_EINVAL(uvm_stats(r, NULL));
+	EXPECT_EINVAL(uvm_stats(NULL, &st));
+	cr_assert_eq(uvm_size(r), 8 * PG);
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+	/* a destroyed region is an unknown pointer from then on */
+	EXPECT_EINVAL(uvm_unmap(r, 0, 8 * PG));
+	EXPECT_EINVAL(uvm_stats(r, &st));
+	cr_assert_null(uvm_copy(r));
+}
+
+static uint64_t anons(struct uvm_region *r)
+{
+	struct uvm_stats st;
+	cr_assert_eq(uvm_stats(r, &st), 0);
+	return st.us_anons;
+}
+
+/* Fault-around follows UVM's advice table. */
+Test(api, advice_sets_fault_around)
+{
+	struct { int adv; uint64_t n; } want[] = {
+		{ UVM_ADV_RANDOM, 1 },      /* the page alone */
+		{ UVM_ADV_NORMAL, 8 },      /* 3 behind, 4 ahead */
+		{ UVM_ADV_SEQUENTIAL, 8 },  /* 7 ahead */
+	};
+	for (int k = 0; k < 3; k++) {
+		struct uvm_region *r = uvm_map_anon(64 * PG, PROT_READ);
+		cr_assert_eq(uvm_advise(r, want[k].adv), 0);
+		volatile char *b = uvm_base(r);
+		(void)b[20 * PG];
+		cr_assert_eq(anons(r), want[k].n, "advice %d", want[k].adv);
+		/* sequential looks ahead only: page 19 is still empty */
+		(void)b[19 * PG];
+		cr_assert_eq(anons(r), want[k].n + (k != 1), "advice %d",
+		             want[k].adv);
+		uvm_unmap(r, 0, 64 * PG);
+	}
+}
+
+static long vm_locked_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+Test(api, wire_populates_and_locks)
+{
+	struct uvm_region *r = uvm_map_anon(64 * PG, PROT_READ | PROT_WRITE);
+	long before = vm_locked_kb();
+	cr_assert_eq(uvm_wire(r, 8 * PG, 32 * PG), 0, "%s", strerror(errno));
+	cr_assert_eq(anons(r), 32);
+	cr_assert_geq(vm_locked_kb() - before, 32 * 4);
+	char *b = uvm_base(r);
+	b[10 * PG] = 3;   /* written in place, no further page */
+	cr_assert_eq(anons(r), 32);
+	/* after a copy the wired page is copied on write, and stays locked */
+	struct uvm_region *c = uvm_copy(r);
+	b[10 * PG] = 4;
+	cr_assert_eq(((char *)uvm_base(c))[10 * PG], 3);
+	cr_assert_geq(vm_locked_kb() - before, 32 * 4);
+	uvm_unmap(c, 0, 64 * PG);
+	uvm_unmap(r, 0, 64 * PG);
+	cr_assert_eq(vm_locked_kb(), before);
+}
+
+Test(api, stats_count_fault_cases)
+{
+	struct uvm_region *r = uvm_map_anon(16 * PG, PROT_READ | PROT_WRITE);
+	uvm_advise(r, UVM_ADV_RANDOM);
+	char *b = uvm_base(r);
+	b[0] = 1;
+	b[PG] = 1;
+	struct uvm_region *c = uvm_copy(r);
+	char *q = uvm_base(c);
+	q[0] = 2;           /* 1B: shared */
+	b[PG] = 3;          /* 1B in r: its amap was shared too */
+	q[PG] = 4;          /* 1A: r no longer shares page 1 */
+	struct uvm_stats sr, sc;
+	uvm_stats(r, &sr);
+	uvm_stats(c, &sc);
+	cr_assert_eq(sr.us_fault_zero, 2);
+	cr_assert_eq(sr.us_fault_around, 0);
+	cr_assert_eq(sr.us_copies, 1);
+	cr_assert_eq(sr.us_fault_1b, 1);
+	cr_assert_eq(sc.us_fault_1b, 1);
+	cr_assert_eq(sc.us_fault_1a, 1);
+	cr_assert_eq(sc.us_fault_2a + sc.us_fault_2b, 0);
+	cr_assert_eq(sr.us_anons, 2);
+	cr_assert_eq(sr.us_shared, 0);
+	cr_assert_eq(sr.us_pool_pages, 4);
+	cr_assert_geq(sr.us_maps, 1);
+	cr_assert_eq(b[0], 1);
+	cr_assert_eq(q[PG], 4);
+}
+
+Test(api, protection_and_release)
+{
+	struct uvm_region *r = uvm_map_anon(4 * PG, PROT_READ);
+	char *b = uvm_base(r);
+	cr_assert_eq(pu_probe(b, 0), 0);
+	cr_assert_eq(b[PG], 0);
+	cr_assert_eq(pu_probe(b, 1), SIGSEGV);
+	cr_assert_eq(uvm_unmap(r, PG, PG), 0);
+	cr_assert_eq(pu_probe(b + PG, 0), SIGSEGV);
+	cr_assert_eq(pu_probe(b + 2 * PG, 0), 0);
+	struct uvm_region *c = uvm_copy(r);   /* the hole is copied */
+	cr_assert_eq(pu_probe((char *)uvm_base(c) + PG, 0), SIGSEGV);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+	cr_assert_eq(pu_probe(b, 0), SIGSEGV);
+	cr_assert_eq(uvm_unmap(c, 0, 4 * PG), 0);
+}
+
+/* A copy-on-write fault the pager cannot serve (the pool file may not
+ * grow: RLIMIT_FSIZE) raises SIGBUS in the faulting thread; it neither
+ * hangs nor corrupts the source. */
+Test(api, unservable_fault_raises_sigbus, .timeout = 20)
+{
+	struct uvm_region *r = uvm_map_anon(4 * PG, PROT_READ | PROT_WRITE);
+	char *b = uvm_base(r);
+	b[0] = 7;
+	struct uvm_region *c = uvm_copy(r);
+	char *q = uvm_base(c);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = { 0, 0 };
+		setrlimit(RLIMIT_FSIZE, &rl);
+		int s = pu_probe(q, 1);
+		_exit(s == SIGBUS && b[0] == 7 ? 0 : 1);
+	}
+	cr_assert_eq(pu_wait(pid), 0);
+	cr_assert_eq(q[0], 7);
+}
