@@ -354,12 +354,14 @@ int cli_run_main(int argc, char **argv)
 	if ((r = run_resolve(prog[0], path, sizeof path)) != 0)
 		return r;
 	const char *why = run_unpreloadable(path);
-	if (!why && run_already_traced())
-		why = "is already being traced";
+	if (!why && run_already_traced()) {
+		fprintf(stderr, "schedctl: this process is already being traced: "
+		        "running %s unsupervised\n", prog[0]);
+		return run_exec(path, prog);
+	}
 	if (why) {
 		fprintf(stderr, "schedctl: %s %s: running it unsupervised\n",
-		        prog[0], strcmp(why, "is already being traced") == 0
-		                 ? "(this process)" : why);
+		        prog[0], why);
 		return run_exec(path, prog);
 	}
 	if ((r = run_find_preload(lib, sizeof lib)) != 0)

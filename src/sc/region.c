@@ -21,7 +21,9 @@
  * page's ring window is in rg_rings, and loaded with acquire.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -35,7 +37,8 @@ static struct {
 	uint64_t rg_bitmap[SC_REGION_PAGES]; /* under rg_lock */
 	char *rg_rings[SC_REGION_PAGES];     /* written before rg_npages grows */
 	void (*rg_created_hook)(int fd, void *base);
-} rg = { .rg_lock = SC_ILOCK_INIT };
+	int rg_early_fd;     /* memfd kept for a hook set after creation */
+} rg = { .rg_lock = SC_ILOCK_INIT, .rg_early_fd = -1 };
 
 /* => rg_lock held.  0 or -errno. */
 static int region_create(void)
@@ -65,6 +68,10 @@ static int region_create(void)
 	rg.rg_base = base;
 	if (rg.rg_created_hook)
 		rg.rg_created_hook(fd, base);
+	else if (getenv("SCHEDCTL_SUPERVISOR"))
+		/* Under `schedctl run` another library's constructor can take
+		 * a slot before the preload's runs: keep the fd for its hook. */
+		rg.rg_early_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 out:
 	close(fd);
 	return err;
@@ -167,7 +174,14 @@ struct sc_region_hdr *sc_region_hdr(void)
 
 void sc_region_set_created_hook(void (*fn)(int fd, void *base))
 {
+	sc_ilock_acquire(&rg.rg_lock);
 	rg.rg_created_hook = fn;
+	if (fn && rg.rg_base && rg.rg_early_fd >= 0)
+		fn(rg.rg_early_fd, rg.rg_base);
+	if (rg.rg_early_fd >= 0)
+		close(rg.rg_early_fd);
+	rg.rg_early_fd = -1;
+	sc_ilock_release(&rg.rg_lock);
 }
 
 void sc_region_prepare_fork(void)
@@ -189,4 +203,7 @@ void sc_region_forget_after_fork(void)
 	memset(rg.rg_bitmap, 0, sizeof rg.rg_bitmap);
 	memset(rg.rg_rings, 0, sizeof rg.rg_rings);
 	rg.rg_lock.il_word = 0;
+	if (rg.rg_early_fd >= 0)
+		close(rg.rg_early_fd);
+	rg.rg_early_fd = -1;
 }

@@ -70,7 +70,10 @@ SC_HIDDEN struct sc_region_hdr *sc_region_hdr(void);
 
 /* Called with the region memfd (still open) and its mapping when the
  * region is created, before the library closes the fd: the preload
- * passes it to the supervisor.  Set before any thread takes a slot. */
+ * passes it to the supervisor.  If the region was created before the
+ * hook was set (another library's constructor took a slot first) and
+ * SCHEDCTL_SUPERVISOR is set, the library kept the fd and the hook is
+ * called at once, from sc_region_set_created_hook(). */
 SC_HIDDEN void sc_region_set_created_hook(void (*fn)(int fd, void *base));
 
 /* Forget the parent's region in a fork child (called from thread.c's

@@ -244,6 +244,24 @@ static void agent_send_hello(bool forked)
 	}
 }
 
+/* The slot this (only) thread may have taken before the supervisor was
+ * known, e.g. when a dependency's constructor locked a mutex: it was
+ * given no source, and the supervisor now observes it.  The owner is the
+ * one writer of ss_source, so a relaxed store before the supervisor
+ * first reads the slot is enough. */
+static void agent_promote_self(void)
+{
+	struct sc_slot *s = sc_thread_slot();
+	if (!s) {
+		(void)schedctl_self();
+		return;
+	}
+	if (__atomic_load_n(&s->ss_source, __ATOMIC_RELAXED) ==
+	    SCHEDCTL_SOURCE_NONE && sc_wanted_source() != SC_WANT_PERF)
+		__atomic_store_n(&s->ss_source, SCHEDCTL_SOURCE_SUPERVISOR,
+		                 __ATOMIC_RELAXED);
+}
+
 /* Steps 1-5 above.  => the image is single-threaded. */
 static void agent_setup_image(bool forked)
 {
@@ -254,7 +272,7 @@ static void agent_setup_image(bool forked)
 		return;
 	}
 	sc_set_supervised(true);
-	(void)schedctl_self();
+	agent_promote_self();
 	int l = sv_filter_install(&ag.ag_set);
 	if (l < 0) {
 		sc_notice("cannot install the seccomp filter; "

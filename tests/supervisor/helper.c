@@ -1,0 +1,458 @@
+/*
+ * helper.c - a small program the supervisor tests run under `schedctl
+ * run`.  One mode per behaviour; results go to stdout as key=value
+ * lines and the exit status (0 = the mode's checks held).
+ *
+ *   exit N | signal N       exit with N / die by signal N
+ *   source                  print this thread's state source
+ *   read N                  sample a thread blocked in read() N times
+ *   cond N                  same for a thread in pthread_cond_wait
+ *   hogs N                  two busy threads pinned to CPU 0, sampled
+ *                           from CPU 1: count one-ONPROC-one-RUN samples
+ *   threads N               create and join N threads, each with a slot
+ *   fork | vfork | spawn    child processes; each reports its own slot
+ *   exec PROG ARGS          exec another program
+ *   killsup                 kill our tracer (the supervisor) while
+ *                           threads ping-pong and sleep; check results
+ *   cancel | sigblock | park   the illumos emulations
+ *   pingpong N              N mutex+condvar round trips (benchmarks)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <schedctl.h>
+
+extern char **environ;
+
+static atomic_int h_stop;
+static atomic_int h_tid;
+
+static void h_pin(int cpu)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	(void)sched_setaffinity(0, sizeof s, &s);
+}
+
+static void h_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static const char *h_srcname(int src)
+{
+	return src == SCHEDCTL_SOURCE_PERF ? "perf" :
+	       src == SCHEDCTL_SOURCE_SUPERVISOR ? "supervisor" : "none";
+}
+
+static int mode_source(void)
+{
+	sc_shared_t *me = schedctl_self();
+	printf("source=%s\n", me ? h_srcname(schedctl_source(me)) : "nil");
+	return me ? 0 : 1;
+}
+
+/* ---- one blocked thread, sampled ---- */
+
+static int h_pipe[2];
+static pthread_mutex_t h_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t h_cv = PTHREAD_COND_INITIALIZER;
+static int h_flag;
+
+static void *th_read(void *a)
+{
+	(void)a;
+	schedctl_self();
+	atomic_store(&h_tid, gettid());
+	char c;
+	(void)!read(h_pipe[0], &c, 1);
+	return NULL;
+}
+
+static void *th_cond(void *a)
+{
+	(void)a;
+	schedctl_self();
+	atomic_store(&h_tid, gettid());
+	pthread_mutex_lock(&h_mu);
+	while (!h_flag)
+		pthread_cond_wait(&h_cv, &h_mu);
+	pthread_mutex_unlock(&h_mu);
+	return NULL;
+}
+
+static int mode_blocked(int n, void *(*fn)(void *))
+{
+	pthread_t t;
+	if (pipe(h_pipe) < 0 || pthread_create(&t, NULL, fn, NULL))
+		return 2;
+	while (!atomic_load(&h_tid))
+		h_sleep_ms(1);
+	h_sleep_ms(50);          /* let it block and be seen */
+	sc_shared_t *sc = schedctl_of(atomic_load(&h_tid));
+	int sleep = 0, other = 0;
+	for (int i = 0; i < n; i++) {
+		int st = sc ? schedctl_state(sc) : -1;
+		if (st == SC_SLEEP)
+			sleep++;
+		else
+			other++;
+		h_sleep_ms(1);
+	}
+	printf("source=%s sleep=%d other=%d\n",
+	       sc ? h_srcname(schedctl_source(sc)) : "nil", sleep, other);
+	pthread_mutex_lock(&h_mu);
+	h_flag = 1;
+	pthread_cond_broadcast(&h_cv);
+	pthread_mutex_unlock(&h_mu);
+	(void)!write(h_pipe[1], "x", 1);
+	pthread_join(t, NULL);
+	return 0;
+}
+
+/* ---- two hogs on CPU 0 ---- */
+
+static atomic_int h_hog_tid[2];
+
+static void *th_hog(void *a)
+{
+	int i = (int)(long)a;
+	h_pin(0);
+	schedctl_self();
+	atomic_store(&h_hog_tid[i], gettid());
+	while (!atomic_load(&h_stop))
+		;
+	return NULL;
+}
+
+static int mode_hogs(int n)
+{
+	pthread_t t[2];
+	h_pin(1);
+	for (long i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, th_hog, (void *)i);
+	while (!atomic_load(&h_hog_tid[0]) || !atomic_load(&h_hog_tid[1]))
+		h_sleep_ms(1);
+	h_sleep_ms(100);
+	sc_shared_t *a = schedctl_of(h_hog_tid[0]), *b = schedctl_of(h_hog_tid[1]);
+	int pair = 0, both_on = 0, odd = 0, seen_on[2] = { 0 }, seen_run[2] = { 0 };
+	for (int i = 0; i < n && a && b; i++) {
+		int sa = schedctl_state(a), sb = schedctl_state(b);
+		if ((sa == SC_ONPROC && sb == SC_RUN) || (sa == SC_RUN && sb == SC_ONPROC))
+			pair++;
+		both_on += sa == SC_ONPROC && sb == SC_ONPROC;
+		odd += (sa != SC_ONPROC && sa != SC_RUN) ||
+		       (sb != SC_ONPROC && sb != SC_RUN);
+		seen_on[0] += sa == SC_ONPROC;
+		seen_on[1] += sb == SC_ONPROC;
+		seen_run[0] += sa == SC_RUN;
+		seen_run[1] += sb == SC_RUN;
+		h_sleep_ms(1);
+	}
+	const char *src = a ? h_srcname(schedctl_source(a)) : "nil";
+	atomic_store(&h_stop, 1);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	printf("source=%s pair=%d both_on=%d odd=%d total=%d on=%d,%d run=%d,%d\n",
+	       src, pair, both_on, odd, n,
+	       seen_on[0], seen_on[1], seen_run[0], seen_run[1]);
+	return 0;
+}
+
+/* ---- many threads ---- */
+
+static atomic_int h_with_slot;
+
+static void *th_check(void *a)
+{
+	(void)a;
+	sc_shared_t *me = schedctl_of(gettid());   /* set up by the preload */
+	if (me && schedctl_state(me) == SC_ONPROC)
+		atomic_fetch_add(&h_with_slot, 1);
+	return NULL;
+}
+
+static int mode_threads(int n)
+{
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	int made = 0;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&t[i], NULL, th_check, NULL) == 0)
+			made++;
+	for (int i = 0; i < made; i++)
+		pthread_join(t[i], NULL);
+	printf("created=%d with_slot=%d\n", made, atomic_load(&h_with_slot));
+	free(t);
+	return made == n && h_with_slot == n ? 0 : 1;
+}
+
+/* ---- processes ---- */
+
+static int h_child_check(void)
+{
+	sc_shared_t *me = schedctl_of(gettid());
+	return me && schedctl_tid(me) == gettid() ? 0 : 1;
+}
+
+static int mode_fork(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		int r = h_child_check();
+		/* a blocking call in the child goes through its own listener */
+		h_sleep_ms(5);
+		_exit(r ? 10 : 11);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 11 ? 0 : 1;
+}
+
+static int mode_vfork(const char *self)
+{
+	pid_t p = vfork();
+	if (p == 0) {
+		execl(self, self, "exit", "12", (char *)NULL);
+		_exit(99);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 12 ? 0 : 1;
+}
+
+static int mode_spawn(const char *self)
+{
+	pid_t p;
+	char *av[] = { (char *)self, (char *)"source", NULL };
+	if (posix_spawn(&p, self, NULL, NULL, av, environ) != 0)
+		return 2;
+	int st;
+	waitpid(p, &st, 0);
+	printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
+/* ---- ping-pong (also the benchmark workload) ---- */
+
+static int h_turn;
+static long h_rounds;
+
+static void *th_pong(void *a)
+{
+	long n = (long)a;
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(&h_mu);
+		while (h_turn != 1)
+			pthread_cond_wait(&h_cv, &h_mu);
+		h_turn = 0;
+		h_rounds++;
+		pthread_cond_signal(&h_cv);
+		pthread_mutex_unlock(&h_mu);
+	}
+	return NULL;
+}
+
+static long h_pingpong(long n)
+{
+	pthread_t t;
+	h_turn = 0;
+	h_rounds = 0;
+	pthread_create(&t, NULL, th_pong, (void *)n);
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(&h_mu);
+		h_turn = 1;
+		pthread_cond_signal(&h_cv);
+		while (h_turn != 0)
+			pthread_cond_wait(&h_cv, &h_mu);
+		pthread_mutex_unlock(&h_mu);
+	}
+	pthread_join(t, NULL);
+	return h_rounds;
+}
+
+static double h_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int mode_pingpong(long n)
+{
+	double t0 = h_now();
+	long r = h_pingpong(n);
+	double t1 = h_now();
+	printf("rounds=%ld ns_per_round=%.0f\n", r, (t1 - t0) * 1e9 / (double)n);
+	return r == n ? 0 : 1;
+}
+
+/* ---- the supervisor dies mid-run ---- */
+
+static pid_t h_tracer(void)
+{
+	char buf[2048];
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *t = strstr(buf, "TracerPid:");
+	return t ? atoi(t + 10) : 0;
+}
+
+static void *th_sleeper(void *a)
+{
+	long *count = a;
+	while (!atomic_load(&h_stop)) {
+		h_sleep_ms(1);
+		(*count)++;
+	}
+	return NULL;
+}
+
+static int mode_killsup(void)
+{
+	pid_t tr = h_tracer();
+	if (tr <= 0) {
+		printf("no tracer\n");
+		return 3;
+	}
+	pthread_t s;
+	long sleeps = 0;
+	pthread_create(&s, NULL, th_sleeper, &sleeps);
+	long r1 = h_pingpong(20000);
+	kill(tr, SIGKILL);
+	long r2 = h_pingpong(20000);
+	h_sleep_ms(50);
+	long r3 = h_pingpong(20000);
+	/* fork after the supervisor is gone: the child must run too */
+	pid_t p = fork();
+	if (p == 0) {
+		h_sleep_ms(2);
+		_exit(h_pingpong(1000) == 1000 ? 0 : 1);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	atomic_store(&h_stop, 1);
+	pthread_join(s, NULL);
+	sc_shared_t *me = schedctl_self();
+	printf("rounds=%ld,%ld,%ld sleeps=%ld child=%d tracer_after=%d "
+	       "source_after=%s\n", r1, r2, r3, sleeps,
+	       WIFEXITED(st) ? WEXITSTATUS(st) : -1, (int)h_tracer(),
+	       me ? h_srcname(schedctl_source(me)) : "nil");
+	return r1 == 20000 && r2 == 20000 && r3 == 20000 && sleeps > 0 &&
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
+/* ---- emulations ---- */
+
+static int mode_cancel(void)
+{
+	sc_shared_t *me = schedctl_self();
+	if (!me)
+		return 2;
+	__atomic_or_fetch(&me->sc_flgs, SC_CANCEL_FLG, __ATOMIC_RELEASE);
+	struct timespec ts = { 0, 1000000 };
+	int r = nanosleep(&ts, NULL);
+	int e = errno;
+	int flg = __atomic_load_n(&me->sc_flgs, __ATOMIC_ACQUIRE);
+	__atomic_and_fetch(&me->sc_flgs, ~SC_CANCEL_FLG & 0xff, __ATOMIC_RELEASE);
+	int r2 = nanosleep(&ts, NULL);
+	printf("r=%d errno=%s eintr_flg=%d after=%d\n", r,
+	       e == EINTR ? "EINTR" : strerror(e), !!(flg & SC_EINTR_FLG), r2);
+	return r == -1 && e == EINTR && (flg & SC_EINTR_FLG) && r2 == 0 ? 0 : 1;
+}
+
+static int mode_sigblock(void)
+{
+	sc_shared_t *me = schedctl_self();
+	if (!me)
+		return 2;
+	__atomic_store_n(&me->sc_sigblock, 1, __ATOMIC_RELEASE);
+	struct timespec ts = { 0, 1000000 };
+	int r = nanosleep(&ts, NULL);
+	sigset_t cur;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	int blocked = sigismember(&cur, SIGUSR1) && sigismember(&cur, SIGTERM) &&
+	              sigismember(&cur, SIGINT);
+	int flag = __atomic_load_n(&me->sc_sigblock, __ATOMIC_ACQUIRE);
+	printf("r=%d blocked=%d flag=%d\n", r, blocked, flag);
+	return r == 0 && blocked && flag == 0 ? 0 : 1;
+}
+
+static int mode_park(void)
+{
+	sc_shared_t *me = schedctl_self();
+	if (!me)
+		return 2;
+	__atomic_or_fetch(&me->sc_flgs, SC_PARK_FLG, __ATOMIC_RELEASE);
+	struct timespec ts = { 0, 1000000 };
+	int r = nanosleep(&ts, NULL);
+	int flg = __atomic_load_n(&me->sc_flgs, __ATOMIC_ACQUIRE);
+	printf("r=%d park_flg=%d\n", r, !!(flg & SC_PARK_FLG));
+	return r == 0 && !(flg & SC_PARK_FLG) ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc < 2)
+		return 2;
+	const char *m = argv[1];
+	long n = argc > 2 ? atol(argv[2]) : 0;
+	if (!strcmp(m, "exit"))
+		return (int)n;
+	if (!strcmp(m, "signal")) {
+		signal((int)n, SIG_DFL);
+		raise((int)n);
+		return 3;
+	}
+	if (!strcmp(m, "source"))
+		return mode_source();
+	if (!strcmp(m, "read"))
+		return mode_blocked((int)n, th_read);
+	if (!strcmp(m, "cond"))
+		return mode_blocked((int)n, th_cond);
+	if (!strcmp(m, "hogs"))
+		return mode_hogs((int)n);
+	if (!strcmp(m, "threads"))
+		return mode_threads((int)n);
+	if (!strcmp(m, "fork"))
+		return mode_fork();
+	if (!strcmp(m, "vfork"))
+		return mode_vfork(argv[0]);
+	if (!strcmp(m, "spawn"))
+		return mode_spawn(argv[0]);
+	if (!strcmp(m, "exec") && argc > 2) {
+		execv(argv[2], argv + 2);
+		return 4;
+	}
+	if (!strcmp(m, "killsup"))
+		return mode_killsup();
+	if (!strcmp(m, "cancel"))
+		return mode_cancel();
+	if (!strcmp(m, "sigblock"))
+		return mode_sigblock();
+	if (!strcmp(m, "park"))
+		return mode_park();
+	if (!strcmp(m, "pingpong"))
+		return mode_pingpong(n);
+	return 2;
+}
