@@ -1,0 +1,798 @@
+/*
+ * core.c - the profiler's records and the hooks the locks call.
+ *
+ * Invariants:
+ *   - A lock record (prof_lockrec) and a site record (prof_siterec) are
+ *     taken from their pools by an atomic bump of g_nlocks/g_nsites and
+ *     never returned.  A record is published by cds_lfht_add_unique();
+ *     a record that lost the race to another thread stays unpublished
+ *     (lr_live 0, not on any list) and is ignored by reports.
+ *   - Site pool layout: [0, max_sites) ordinary sites, then one overflow
+ *     site per lock record (lr_other), then the global overflow lock's.
+ *   - Each lock's published sites form a push-only list (lr_sites,
+ *     sr_next): pushed with a release CAS, walked with acquire loads.
+ *   - A thread's prof_thread is written only by that thread, except
+ *     pt_held/pt_nheld which waiters read (relaxed) to find the holder's
+ *     site, and the counters a report reads (relaxed).
+ *
+ * Lock state: nothing here blocks except prof_thr_lock (thread pool,
+ * leaf, futex based); nothing calls malloc or stdio.
+ */
+#include <cpuid.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "prof/prof_int.h"
+#include "prof/trace.h"
+
+bool prof_on_flag;
+__thread const void *prof_caller_tls __attribute__((tls_model("initial-exec")));
+struct prof_global prof_g;
+
+static __thread struct prof_thread *tls_pt __attribute__((tls_model("initial-exec")));
+static __thread unsigned tls_busy __attribute__((tls_model("initial-exec")));
+static struct sc_ilock prof_thr_lock = SC_ILOCK_INIT;
+static struct prof_thread *prof_free_thr;   /* under prof_thr_lock */
+static pthread_key_t prof_key;
+
+#define PROF_ACQ_MAGIC 0x50524f46u
+
+__extension__ typedef unsigned __int128 u128;
+
+/* ---- clock ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t prof_tick(void)
+{
+#if defined(__x86_64__)
+	if (__builtin_expect(prof_g.g_tsc, 1))
+		return __rdtsc();
+#endif
+	return mono_ns();
+}
+
+uint64_t prof_ticks_ns(uint64_t d)
+{
+	if (!prof_g.g_tsc)
+		return d;
+	u128 v = (u128)d * prof_g.g_mult;
+	return (uint64_t)(v >> 32);
+}
+
+uint64_t prof_tick_to_ns(uint64_t t)
+{
+	return t > prof_g.g_t0_tick ? prof_ticks_ns(t - prof_g.g_t0_tick) : 0;
+}
+
+/* The TSC, if invariant, calibrated against CLOCK_MONOTONIC for 2 ms;
+ * else CLOCK_MONOTONIC itself. */
+static void prof_clock_init(void)
+{
+	prof_g.g_tsc = false;
+#if defined(__x86_64__)
+	unsigned a, b, c, d;
+	if (__get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8))) {
+		uint64_t n0 = mono_ns(), t0 = __rdtsc(), n1, t1;
+		do {
+			n1 = mono_ns();
+			t1 = __rdtsc();
+		} while (n1 - n0 < 2000000);
+		if (t1 > t0) {
+			prof_g.g_mult = (uint64_t)(((u128)(n1 - n0) << 32)
+			                           / (t1 - t0));
+			prof_g.g_tsc = prof_g.g_mult != 0;
+		}
+	}
+#endif
+	prof_g.g_t0_tick = prof_tick();
+	prof_g.g_t0_ns = mono_ns();
+}
+
+unsigned prof_hist_bucket(uint64_t ns)
+{
+	unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0;
+	return b < PROF_HIST_N ? b : PROF_HIST_N - 1;
+}
+
+/* ---- pools and tables ---- */
+
+static void *pool_map(size_t n, size_t size)
+{
+	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static inline unsigned long hash_ptr2(const void *a, uintptr_t b)
+{
+	uint64_t x = (uint64_t)(uintptr_t)a * 0x9e3779b97f4a7c15ull;
+	x ^= (uint64_t)b * 0xc2b2ae3d27d4eb4full;
+	x ^= x >> 29;
+	return (unsigned long)(x * 0x94d049bb133111ebull);
+}
+
+static int lock_match(struct cds_lfht_node *n, const void *key)
+{
+	return caa_container_of(n, struct prof_lockrec, lr_node)->lr_lock == key;
+}
+
+struct site_key { const void *lock; uintptr_t pc; };
+
+static int site_match(struct cds_lfht_node *n, const void *key)
+{
+	const struct prof_siterec *sr =
+		caa_container_of(n, struct prof_siterec, sr_node);
+	const struct site_key *k = key;
+	return sr->sr_lock == k->lock && sr->sr_pc == k->pc;
+}
+
+static void site_init(struct prof_siterec *sr, struct prof_lockrec *lr,
+                      const void *lock, uintptr_t pc)
+{
+	sr->sr_lock = lock;
+	sr->sr_pc = pc;
+	sr->sr_lr = lr;
+	cds_lfht_node_init(&sr->sr_node);
+}
+
+static void lock_init(struct prof_lockrec *lr, unsigned idx, const void *lock)
+{
+	lr->lr_lock = lock;
+	lr->lr_index = idx;
+	lr->lr_other = &prof_g.g_sitepool[prof_g.g_cfg.pc_max_sites + idx];
+	site_init(lr->lr_other, lr, lock, 0);
+	cds_lfht_node_init(&lr->lr_node);
+}
+
+static void thread_exit_destructor(void *arg);
+
+int prof_core_init(const struct prof_config *cfg)
+{
+	struct prof_global *g = &prof_g;
+	g->g_cfg = *cfg;
+	unsigned nl = cfg->pc_max_locks, ns = cfg->pc_max_sites;
+	g->g_sitecap = ns + nl + 1;
+	g->g_maxthr = 4096;
+	g->g_maxtid = 1u << 22;
+	g->g_lockpool = pool_map(nl + 1, sizeof *g->g_lockpool);
+	g->g_sitepool = pool_map(g->g_sitecap, sizeof *g->g_sitepool);
+	g->g_stackpool = pool_map(cfg->pc_max_stacks, sizeof *g->g_stackpool);
+	g->g_thrpool = pool_map(g->g_maxthr, sizeof *g->g_thrpool);
+	g->g_bytid = pool_map(g->g_maxtid, sizeof *g->g_bytid);
+	if (!g->g_lockpool || !g->g_sitepool || !g->g_stackpool ||
+	    !g->g_thrpool || !g->g_bytid)
+		return -ENOMEM;
+	/* Fixed-size tables: no resize, so adding never allocates. */
+	unsigned long nb = 1024;
+	while (nb < nl && nb < (1ul << 20))
+		nb <<= 1;
+	g->g_locks = cds_lfht_new(nb, nb, nb, 0, NULL);
+	nb = 1024;
+	while (nb < ns && nb < (1ul << 20))
+		nb <<= 1;
+	g->g_sites = cds_lfht_new(nb, nb, nb, 0, NULL);
+	if (!g->g_locks || !g->g_sites)
+		return -ENOMEM;
+	g->g_other_lock = &g->g_lockpool[nl];
+	lock_init(g->g_other_lock, nl, NULL);
+	g->g_bt_every = 1;
+	g->g_pid = getpid();
+	if (pthread_key_create(&prof_key, thread_exit_destructor) != 0)
+		return -EAGAIN;
+	prof_clock_init();
+	return 0;
+}
+
+/* => rcu read-side held.  The lock's record: found, added, or the
+ *    overflow record when the pool is spent. */
+static struct prof_lockrec *lock_get(const void *lock)
+{
+	struct prof_global *g = &prof_g;
+	unsigned long h = hash_ptr2(lock, 0);
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(g->g_locks, h, lock_match, lock, &it);
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+	if (n)
+		return caa_container_of(n, struct prof_lockrec, lr_node);
+	unsigned idx = __atomic_fetch_add(&g->g_nlocks, 1, __ATOMIC_RELAXED);
+	if (idx >= g->g_cfg.pc_max_locks) {
+		__atomic_store_n(&g->g_nlocks, g->g_cfg.pc_max_locks,
+		                 __ATOMIC_RELAXED);
+		__atomic_add_fetch(&g->g_lock_overflow, 1, __ATOMIC_RELAXED);
+		return g->g_other_lock;
+	}
+	struct prof_lockrec *lr = &g->g_lockpool[idx];
+	lock_init(lr, idx, lock);
+	n = cds_lfht_add_unique(g->g_locks, h, lock_match, lock, &lr->lr_node);
+	if (n != &lr->lr_node)
+		return caa_container_of(n, struct prof_lockrec, lr_node);
+	__atomic_store_n(&lr->lr_live, 1, __ATOMIC_RELEASE);
+	return lr;
+}
+
+static void site_push(struct prof_lockrec *lr, struct prof_siterec *sr)
+{
+	struct prof_siterec *head = __atomic_load_n(&lr->lr_sites, __ATOMIC_RELAXED);
+	do
+		sr->sr_next = head;
+	while (!__atomic_compare_exchange_n(&lr->lr_sites, &head, sr, true,
+	                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+static void site_add_stack(struct prof_siterec *sr, const uintptr_t *pc, int n);
+
+/* The site record of (lock, pc): found, added, or the lock's overflow
+ * site.  Takes the rcu read-side lock itself. */
+static struct prof_siterec *site_get(const void *lock, uintptr_t pc)
+{
+	struct prof_global *g = &prof_g;
+	struct site_key k = { lock, pc };
+	unsigned long h = hash_ptr2(lock, pc + 1);
+	struct cds_lfht_iter it;
+	struct prof_siterec *sr = NULL;
+	bool fresh = false;
+	urcu_bp_read_lock();
+	cds_lfht_lookup(g->g_sites, h, site_match, &k, &it);
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+	if (n) {
+		sr = caa_container_of(n, struct prof_siterec, sr_node);
+		goto out;
+	}
+	struct prof_lockrec *lr = lock_get(lock);
+	if (lr == g->g_other_lock) {
+		sr = lr->lr_other;
+		goto out;
+	}
+	unsigned idx = __atomic_fetch_add(&g->g_nsites, 1, __ATOMIC_RELAXED);
+	if (idx >= g->g_cfg.pc_max_sites) {
+		__atomic_store_n(&g->g_nsites, g->g_cfg.pc_max_sites,
+		                 __ATOMIC_RELAXED);
+		__atomic_add_fetch(&g->g_site_overflow, 1, __ATOMIC_RELAXED);
+		sr = lr->lr_other;
+		goto out;
+	}
+	sr = &g->g_sitepool[idx];
+	site_init(sr, lr, lock, pc);
+	n = cds_lfht_add_unique(g->g_sites, h, site_match, &k, &sr->sr_node);
+	if (n != &sr->sr_node) {
+		sr = caa_container_of(n, struct prof_siterec, sr_node);
+		goto out;
+	}
+	site_push(lr, sr);
+	fresh = true;
+out:
+	urcu_bp_read_unlock();
+	if (fresh) {
+		/* First reference: every site gets one stack, contended
+		 * or not. */
+		uintptr_t st[PROF_FRAMES_MAX];
+		int nf = prof_backtrace(pc, st, PROF_FRAMES_MAX);
+		if (nf > 0)
+			site_add_stack(sr, st, nf);
+	}
+	return sr;
+}
+
+static void atomic_max(uint64_t *p, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+	while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true,
+	                                                __ATOMIC_RELAXED,
+	                                                __ATOMIC_RELAXED))
+		;
+}
+
+static inline void add(uint64_t *p, uint64_t v)
+{
+	if (v)
+		__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+
+/* Count one sample of stack pc[0..n) in site sr. */
+static void site_add_stack(struct prof_siterec *sr, const uintptr_t *pc, int n)
+{
+	uint64_t h = prof_stack_hash(pc, n);
+	for (int i = 0; i < PROF_SITE_STACKS; i++) {
+		struct prof_stack *st = __atomic_load_n(&sr->sr_stack[i],
+		                                        __ATOMIC_ACQUIRE);
+		if (!st) {
+			unsigned idx = __atomic_fetch_add(&prof_g.g_nstacks, 1,
+			                                  __ATOMIC_RELAXED);
+			if (idx >= prof_g.g_cfg.pc_max_stacks) {
+				__atomic_store_n(&prof_g.g_nstacks,
+				                 prof_g.g_cfg.pc_max_stacks,
+				                 __ATOMIC_RELAXED);
+				add(&prof_g.g_stack_overflow, 1);
+				break;
+			}
+			struct prof_stack *ns = &prof_g.g_stackpool[idx];
+			ns->st_hash = h;
+			ns->st_n = (uint32_t)n;
+			memcpy(ns->st_pc, pc, (size_t)n * sizeof *pc);
+			if (__atomic_compare_exchange_n(&sr->sr_stack[i], &st, ns,
+			                                false, __ATOMIC_RELEASE,
+			                                __ATOMIC_ACQUIRE)) {
+				add(&sr->sr_stack_n[i], 1);
+				return;
+			}
+			/* lost the slot: ns is wasted, st is the winner */
+		}
+		if (st->st_hash == h) {
+			add(&sr->sr_stack_n[i], 1);
+			return;
+		}
+	}
+	add(&sr->sr_stack_other, 1);
+}
+
+/* ---- threads ---- */
+
+static void entry_flush(struct prof_tentry *te)
+{
+	struct prof_siterec *sr = te->te_site;
+	if (!sr)
+		return;
+	struct prof_counts *c = &sr->sr_c;
+	add(&c->c_acq, te->te_acq);
+	add(&c->c_hold_ns, te->te_hold_ns);
+	atomic_max(&c->c_hold_max_ns, te->te_hold_max_ns);
+	for (int i = 0; i < PROF_HIST_N; i++)
+		add(&c->c_hold_hist[i], te->te_hist[i]);
+	__atomic_store_n(&te->te_acq, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&te->te_hold_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&te->te_hold_max_ns, 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < PROF_HIST_N; i++)
+		__atomic_store_n(&te->te_hist[i], 0, __ATOMIC_RELAXED);
+}
+
+static void thread_release(void *arg)
+{
+	struct prof_thread *pt = arg;
+	if (!pt)
+		return;
+	tls_busy++;
+	for (int i = 0; i < PROF_TENTRIES; i++) {
+		entry_flush(&pt->pt_t[i]);
+		__atomic_store_n(&pt->pt_t[i].te_site, NULL, __ATOMIC_RELAXED);
+	}
+	add(&prof_g.g_untracked, pt->pt_untracked);
+	pt->pt_untracked = 0;
+	__atomic_store_n(&pt->pt_nheld, 0, __ATOMIC_RELAXED);
+	int32_t tid = pt->pt_tid;
+	if (tid > 0 && (unsigned)tid < prof_g.g_maxtid)
+		__atomic_store_n(&prof_g.g_bytid[tid], NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&pt->pt_tid, 0, __ATOMIC_RELAXED);
+	pt->pt_chunk = NULL;
+	sc_ilock_acquire(&prof_thr_lock);
+	pt->pt_next_free = prof_free_thr;
+	prof_free_thr = pt;
+	sc_ilock_release(&prof_thr_lock);
+	tls_pt = NULL;
+	tls_busy--;
+}
+
+static void thread_exit_destructor(void *arg)
+{
+	thread_release(arg);
+}
+
+struct prof_thread *prof_self(void)
+{
+	struct prof_thread *pt = tls_pt;
+	if (__builtin_expect(pt != NULL, 1))
+		return pt;
+	sc_ilock_acquire(&prof_thr_lock);
+	pt = prof_free_thr;
+	if (pt)
+		prof_free_thr = pt->pt_next_free;
+	sc_ilock_release(&prof_thr_lock);
+	if (!pt) {
+		unsigned idx = __atomic_fetch_add(&prof_g.g_nthr, 1, __ATOMIC_RELAXED);
+		if (idx >= prof_g.g_maxthr) {
+			__atomic_store_n(&prof_g.g_nthr, prof_g.g_maxthr,
+			                 __ATOMIC_RELAXED);
+			add(&prof_g.g_thr_overflow, 1);
+			return NULL;
+		}
+		pt = &prof_g.g_thrpool[idx];
+	}
+	int32_t tid = (int32_t)gettid();
+	pt->pt_next_free = NULL;
+	pt->pt_slot = sc_thread_slot();
+	(void)prctl(PR_GET_NAME, pt->pt_comm, 0, 0, 0);
+	__atomic_store_n(&pt->pt_tid, tid, __ATOMIC_RELAXED);
+	if ((unsigned)tid < prof_g.g_maxtid)
+		__atomic_store_n(&prof_g.g_bytid[tid], pt, __ATOMIC_RELAXED);
+	tls_pt = pt;
+	(void)pthread_setspecific(prof_key, pt);
+	return pt;
+}
+
+void prof_thread_guard(bool on)
+{
+	if (on)
+		tls_busy++;
+	else
+		tls_busy--;
+}
+
+/* The calling thread's entry for (lock, pc), made if needed; NULL if
+ * the thread has no prof_thread (pool spent). */
+static struct prof_tentry *entry_get(struct prof_thread *pt, const void *lock,
+                                     uintptr_t pc)
+{
+	unsigned h = (unsigned)(hash_ptr2(lock, pc) >> 40) & (PROF_TENTRIES - 1);
+	struct prof_tentry *empty = NULL;
+	for (unsigned i = 0; i < 4; i++) {
+		struct prof_tentry *te = &pt->pt_t[(h + i) & (PROF_TENTRIES - 1)];
+		if (te->te_lock == lock && te->te_pc == pc && te->te_site)
+			return te;
+		if (!te->te_site && !empty)
+			empty = te;
+	}
+	struct prof_siterec *sr = site_get(lock, pc);
+	struct prof_tentry *te = empty;
+	if (!te) {
+		te = &pt->pt_t[h];
+		entry_flush(te);
+	}
+	te->te_lock = lock;
+	te->te_pc = pc;
+	__atomic_store_n(&te->te_site, sr, __ATOMIC_RELAXED);
+	return te;
+}
+
+static inline uintptr_t caller_pc(const void *pc)
+{
+	return (uintptr_t)(pc ? pc : prof_caller_tls);
+}
+
+static inline uint32_t my_lhp(const struct prof_thread *pt)
+{
+	return pt->pt_slot ? __atomic_load_n(&pt->pt_slot->ss_lhp,
+	                                     __ATOMIC_RELAXED) : 0;
+}
+
+/* Count one acquisition and start its hold.  => tls_busy held. */
+static struct prof_tentry *count_acquired(struct prof_thread *pt,
+                                          const void *lock, uintptr_t pc,
+                                          uint32_t hflags)
+{
+	struct prof_tentry *te = entry_get(pt, lock, pc);
+	__atomic_store_n(&te->te_acq, te->te_acq + 1, __ATOMIC_RELAXED);
+	uint32_t n = pt->pt_nheld;
+	if (n >= PROF_HELD_MAX) {
+		pt->pt_untracked++;
+		return te;
+	}
+	struct prof_held *h = &pt->pt_held[n];
+	h->h_te = te;
+	h->h_t0 = prof_tick();
+	h->h_lhp0 = my_lhp(pt);
+	h->h_flags = hflags;
+	__atomic_store_n(&h->h_site, te->te_site, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->h_lock, lock, __ATOMIC_RELAXED);
+	__atomic_store_n(&pt->pt_nheld, n + 1, __ATOMIC_RELEASE);
+	return te;
+}
+
+void prof_acquired_slow(const void *lock, const void *pc)
+{
+	if (tls_busy)
+		return;
+	tls_busy++;
+	struct prof_thread *pt = prof_self();
+	if (pt)
+		count_acquired(pt, lock, caller_pc(pc), 0);
+	else
+		add(&site_get(lock, caller_pc(pc))->sr_c.c_acq, 1);
+	tls_busy--;
+}
+
+void prof_released_slow(const void *lock)
+{
+	if (tls_busy)
+		return;
+	struct prof_thread *pt = tls_pt;
+	if (!pt)
+		return;
+	tls_busy++;
+	uint64_t now = prof_tick();
+	uint32_t n = pt->pt_nheld;
+	for (uint32_t i = n; i-- > 0;) {
+		struct prof_held *h = &pt->pt_held[i];
+		if (h->h_lock != lock)
+			continue;
+		struct prof_tentry *te = h->h_te;
+		uint64_t ns = prof_ticks_ns(now - h->h_t0);
+		te->te_hold_ns += ns;
+		if (ns > te->te_hold_max_ns)
+			te->te_hold_max_ns = ns;
+		unsigned b = prof_hist_bucket(ns);
+		if (++te->te_hist[b] >= (1u << 31))
+			entry_flush(te);
+		if (my_lhp(pt) != h->h_lhp0)
+			add(&te->te_site->sr_c.c_lhp, 1);
+		if (h->h_flags & PROF_HELD_TRACE)
+			prof_trace_event(pt, PROF_EV_HOLD, h->h_t0, now, lock, 0);
+		/* Remove entry i: later (inner) holds move down one. */
+		__atomic_store_n(&h->h_lock, NULL, __ATOMIC_RELAXED);
+		for (uint32_t j = i; j + 1 < n; j++)
+			pt->pt_held[j] = pt->pt_held[j + 1];
+		__atomic_store_n(&pt->pt_nheld, n - 1, __ATOMIC_RELEASE);
+		break;
+	}
+	tls_busy--;
+}
+
+static int ostate_of(int st)
+{
+	switch (st) {
+	case SC_ONPROC:  return PROF_OS_ONPROC;
+	case SC_RUN:     return PROF_OS_RUN;
+	case SC_WAIT:    return PROF_OS_RUN;
+	case SC_SLEEP:   return PROF_OS_SLEEP;
+	case SC_STOPPED: return PROF_OS_STOPPED;
+	default:         return PROF_OS_UNKNOWN;
+	}
+}
+
+/* The holder's current site for lock, read from its held stack. */
+static const void *owner_site(const struct prof_thread *o, const void *lock)
+{
+	uint32_t n = __atomic_load_n(&o->pt_nheld, __ATOMIC_ACQUIRE);
+	if (n > PROF_HELD_MAX)
+		n = PROF_HELD_MAX;
+	for (uint32_t i = n; i-- > 0;)
+		if (__atomic_load_n(&o->pt_held[i].h_lock, __ATOMIC_RELAXED) == lock)
+			return __atomic_load_n(&o->pt_held[i].h_site, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+void prof_acq_begin_slow(struct prof_acq *a, uint32_t owner_slot,
+                         int32_t owner_tid, const void *lock)
+{
+	memset(a, 0, sizeof *a);
+	a->pa_pad = PROF_ACQ_MAGIC;
+	a->pa_t0 = prof_tick();
+	struct sc_slot *s = owner_slot ? sc_slot_at(owner_slot) : NULL;
+	if (s && !owner_tid)
+		owner_tid = __atomic_load_n(&s->ss_tid, __ATOMIC_RELAXED);
+	a->pa_owner_tid = owner_tid;
+	const struct prof_thread *o = NULL;
+	if (owner_tid > 0 && (unsigned)owner_tid < prof_g.g_maxtid)
+		o = __atomic_load_n(&prof_g.g_bytid[owner_tid], __ATOMIC_RELAXED);
+	if (!s && o)
+		s = o->pt_slot;
+	if (s) {
+		int st = sc_slot_state(s, NULL);
+		a->pa_owner_state = (uint8_t)(st < 0 ? PROF_OS_UNKNOWN : ostate_of(st));
+	}
+	if (o)
+		a->pa_owner_site = owner_site(o, lock);
+}
+
+static void count_blocker(struct prof_siterec *sr, const struct prof_acq *a)
+{
+	const struct prof_siterec *os = a->pa_owner_site;
+	if (!os) {
+		add(&sr->sr_blk_other, 1);
+		return;
+	}
+	for (int i = 0; i < PROF_BLOCKERS; i++) {
+		const struct prof_siterec *cur =
+			__atomic_load_n(&sr->sr_blk_site[i], __ATOMIC_RELAXED);
+		if (!cur && __atomic_compare_exchange_n(&sr->sr_blk_site[i], &cur,
+		                                        os, false, __ATOMIC_RELAXED,
+		                                        __ATOMIC_RELAXED))
+			cur = os;
+		if (cur == os) {
+			add(&sr->sr_blk_n[i], 1);
+			__atomic_store_n(&sr->sr_blk_tid[i], a->pa_owner_tid,
+			                 __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	add(&sr->sr_blk_other, 1);
+}
+
+static int outcome_of(const struct prof_acq *a)
+{
+	if (a->pa_pad == PROF_ACQ_MAGIC + 1)
+		return PROF_BLOCKED;
+	if (a->pa_nparks == 0)
+		return PROF_SPIN_WON;
+	return a->pa_spun ? PROF_SPUN_PARKED : PROF_PARKED;
+}
+
+void prof_contended_slow(const void *lock, struct prof_acq *a, const void *pc)
+{
+	if (tls_busy || (a->pa_pad != PROF_ACQ_MAGIC &&
+	                 a->pa_pad != PROF_ACQ_MAGIC + 1))
+		return;
+	tls_busy++;
+	uint64_t now = prof_tick();
+	uint64_t wait = prof_ticks_ns(now - a->pa_t0);
+	struct prof_thread *pt = prof_self();
+	uintptr_t cpc = caller_pc(pc);
+	struct prof_siterec *sr;
+	if (pt) {
+		sr = count_acquired(pt, lock, cpc, prof_g.g_trace ? PROF_HELD_TRACE : 0)
+		     ->te_site;
+	} else {
+		sr = site_get(lock, cpc);
+		add(&sr->sr_c.c_acq, 1);
+	}
+	struct prof_counts *c = &sr->sr_c;
+	int oc = outcome_of(a);
+	add(&c->c_contended, 1);
+	add(&c->c_outcome[oc], 1);
+	add(&c->c_spin_won_ns, a->pa_spin_won_ns);
+	add(&c->c_spin_lost_ns, a->pa_spin_lost_ns);
+	add(&c->c_park_ns, a->pa_park_ns);
+	add(&c->c_wait_ns, wait);
+	atomic_max(&c->c_wait_max_ns, wait);
+	add(&c->c_ostate[a->pa_owner_state < PROF_OS_N ? a->pa_owner_state : 0], 1);
+	if (a->pa_nparks)
+		add(&c->c_park_reason[a->pa_park_reason < PROF_PARK_N ?
+		                      a->pa_park_reason : 0], 1);
+	if (a->pa_can_spin)
+		add(&c->c_can_spin, 1);
+	count_blocker(sr, a);
+	if (pt && (pt->pt_contended_seen++ % prof_g.g_bt_every) == 0) {
+		uintptr_t st[PROF_FRAMES_MAX];
+		int nf = prof_backtrace(cpc, st, PROF_FRAMES_MAX);
+		if (nf > 0)
+			site_add_stack(sr, st, nf);
+	}
+	if (pt)
+		prof_trace_event(pt, PROF_EV_WAIT, a->pa_t0, now, lock, oc);
+	tls_busy--;
+}
+
+void prof_timedout_slow(const void *lock, struct prof_acq *a, const void *pc)
+{
+	if (tls_busy)
+		return;
+	tls_busy++;
+	struct prof_siterec *sr = site_get(lock, caller_pc(pc));
+	add(&sr->sr_c.c_timeouts, 1);
+	add(&sr->sr_c.c_wait_ns, prof_ticks_ns(prof_tick() - a->pa_t0));
+	tls_busy--;
+}
+
+void prof_try_failed_slow(const void *lock, const void *pc)
+{
+	if (tls_busy)
+		return;
+	tls_busy++;
+	add(&site_get(lock, caller_pc(pc))->sr_c.c_try_failed, 1);
+	tls_busy--;
+}
+
+/* ---- glibc pass-through ---- */
+
+int prof_glibc_lock(pthread_mutex_t *m, const void *pc,
+                    int (*lock)(pthread_mutex_t *),
+                    int (*trylock)(pthread_mutex_t *))
+{
+	if (!prof_on())
+		return lock(m);
+	int r = trylock(m);
+	if (r == 0) {
+		prof_acquired_slow(m, pc);
+		return 0;
+	}
+	if (r != EBUSY)
+		return r;
+	struct prof_acq a;
+	prof_acq_begin_slow(&a, 0, m->__data.__owner, m);
+	a.pa_pad = PROF_ACQ_MAGIC + 1;      /* outcome: blocked */
+	r = lock(m);
+	if (r == 0 || r == EOWNERDEAD)
+		prof_contended_slow(m, &a, pc);
+	return r;
+}
+
+int prof_glibc_unlock(pthread_mutex_t *m, int (*unlock)(pthread_mutex_t *))
+{
+	prof_released(m);
+	return unlock(m);
+}
+
+/* ---- report-time access ---- */
+
+void prof_site_counts(const struct prof_siterec *sr, struct prof_counts *out)
+{
+	memset(out, 0, sizeof *out);
+	const uint64_t *src = (const uint64_t *)&sr->sr_c;
+	uint64_t *dst = (uint64_t *)out;
+	for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	unsigned nthr = __atomic_load_n(&prof_g.g_nthr, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < nthr; t++) {
+		const struct prof_thread *pt = &prof_g.g_thrpool[t];
+		if (!__atomic_load_n(&pt->pt_tid, __ATOMIC_RELAXED))
+			continue;
+		for (int i = 0; i < PROF_TENTRIES; i++) {
+			const struct prof_tentry *te = &pt->pt_t[i];
+			if (__atomic_load_n(&te->te_site, __ATOMIC_RELAXED) != sr)
+				continue;
+			out->c_acq += __atomic_load_n(&te->te_acq, __ATOMIC_RELAXED);
+			out->c_hold_ns += __atomic_load_n(&te->te_hold_ns,
+			                                  __ATOMIC_RELAXED);
+			uint64_t mx = __atomic_load_n(&te->te_hold_max_ns,
+			                              __ATOMIC_RELAXED);
+			if (mx > out->c_hold_max_ns)
+				out->c_hold_max_ns = mx;
+			for (int b = 0; b < PROF_HIST_N; b++)
+				out->c_hold_hist[b] += __atomic_load_n(&te->te_hist[b],
+				                                       __ATOMIC_RELAXED);
+		}
+	}
+}
+
+/* In a fork child: the profile starts afresh (the parent reports its
+ * own); the forking thread keeps its holds. */
+void prof_core_after_fork_child(void)
+{
+	struct prof_global *g = &prof_g;
+	struct prof_thread *self = tls_pt;
+	unsigned nthr = g->g_nthr;
+	prof_thr_lock = (struct sc_ilock)SC_ILOCK_INIT;
+	prof_free_thr = NULL;
+	for (unsigned t = 0; t < nthr; t++) {
+		struct prof_thread *pt = &g->g_thrpool[t];
+		if (pt->pt_tid > 0 && (unsigned)pt->pt_tid < g->g_maxtid)
+			g->g_bytid[pt->pt_tid] = NULL;
+		for (int i = 0; i < PROF_TENTRIES; i++) {
+			entry_flush(&pt->pt_t[i]);     /* zeroes the entry */
+			if (pt != self)
+				pt->pt_t[i].te_site = NULL;
+		}
+		pt->pt_chunk = NULL;
+		pt->pt_untracked = 0;
+		if (pt != self) {
+			pt->pt_tid = 0;
+			pt->pt_nheld = 0;
+			pt->pt_next_free = prof_free_thr;
+			prof_free_thr = pt;
+		}
+	}
+	/* Only the records in use: the pools' other pages stay untouched. */
+	unsigned ns = g->g_nsites, nl = g->g_nlocks, ms = g->g_cfg.pc_max_sites;
+	for (unsigned i = 0; i < g->g_sitecap; i++) {
+		if (i == ns)
+			i = ms;
+		if (i == ms + nl)
+			i = g->g_sitecap - 1;
+		struct prof_siterec *sr = &g->g_sitepool[i];
+		memset(&sr->sr_c, 0, sizeof sr->sr_c);
+		memset(sr->sr_stack_n, 0, sizeof sr->sr_stack_n);
+		sr->sr_stack_other = 0;
+		memset(sr->sr_blk_n, 0, sizeof sr->sr_blk_n);
+		sr->sr_blk_other = 0;
+	}
+	g->g_lock_overflow = g->g_site_overflow = g->g_stack_overflow = 0;
+	g->g_thr_overflow = g->g_untracked = 0;
+	g->g_pid = getpid();
+	if (self) {
+		self->pt_tid = (int32_t)gettid();
+		self->pt_slot = sc_thread_slot();
+		if ((unsigned)self->pt_tid < g->g_maxtid)
+			g->g_bytid[self->pt_tid] = self;
+	}
+	g->g_t0_tick = prof_tick();
+	g->g_t0_ns = mono_ns();
+}

@@ -1,0 +1,197 @@
+/*
+ * prof_int.h - internals of the lock profiler (src/prof).
+ *
+ * Modules:
+ *   core.c    records, pools, per-thread counters, the hooks
+ *   stack.c   backtraces (libunwind) and symbolisation (report time)
+ *   snap.c    the snapshot: records merged into plain arrays, sorting
+ *   out.c     a small buffered writer on a file descriptor
+ *   text.c    the text report            json_out.c  JSON writer
+ *   json_in.c the JSON parser (untrusted) trace.c     Chrome trace
+ *   svg.c     the SVG chart               agent.c    set-up, agent
+ *                                                    thread, exit dump
+ *
+ * Records (core.c) live in pools mmap'ed once (MAP_NORESERVE: pages are
+ * touched only as records are used) and are never freed while the
+ * process lives, so any pointer to one stays valid without RCU
+ * reclamation.  Locks and sites are found through two cds_lfht tables
+ * (liburcu-bp, fixed size, no auto-resize: adding never allocates).
+ *
+ * Counters: the fast path counts in the calling thread's own table
+ * (struct prof_thread, single writer, relaxed stores); the slow path adds
+ * to the shared site record with relaxed atomic adds.  A report adds the
+ * per-thread counters of live threads to the shared ones; a thread
+ * entry that is evicted, or whose thread exits, is first added to the
+ * shared record (atomic adds) and then zeroed.  Exact once threads are
+ * quiescent; a live report may miss acquisitions in flight.
+ *
+ * Lock order: prof_ilock (thread pool) is a leaf.
+ */
+#ifndef SC_PROF_INT_H
+#define SC_PROF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "prof/prof.h"
+
+#define PROF_HIST_N        40     /* log2(ns) buckets; last is open */
+#define PROF_FRAMES_MAX    16
+#define PROF_SITE_STACKS   4      /* distinct stacks kept per site */
+#define PROF_BLOCKERS      4      /* owner sites kept per waiting site */
+#define PROF_TENTRIES      64     /* per-thread site cache (power of 2) */
+#define PROF_HELD_MAX      32     /* nested holds tracked per thread */
+#define PROF_SCHEMA_VERSION 1
+
+/* Counters shared by locks and sites.  In records: relaxed atomics. */
+struct prof_counts {
+	uint64_t c_acq;           /* acquisitions */
+	uint64_t c_contended;     /* slow-path acquisitions */
+	uint64_t c_outcome[PROF_NOUTCOMES];
+	uint64_t c_spin_won_ns, c_spin_lost_ns, c_park_ns, c_wait_ns;
+	uint64_t c_wait_max_ns;
+	uint64_t c_hold_ns, c_hold_max_ns;
+	uint64_t c_hold_hist[PROF_HIST_N];
+	uint64_t c_ostate[PROF_OS_N];   /* arrivals by holder state */
+	uint64_t c_park_reason[PROF_PARK_N];
+	uint64_t c_lhp;           /* holds during which the holder was preempted */
+	uint64_t c_timeouts, c_try_failed;
+	uint64_t c_can_spin;      /* contended acquisitions by a spinning lock */
+};
+
+/* One backtrace, pool-allocated, immutable once published. */
+struct prof_stack {
+	uint64_t st_hash;
+	uint32_t st_n;
+	uint32_t st_pad;
+	uintptr_t st_pc[PROF_FRAMES_MAX];
+};
+
+struct prof_lockrec;
+
+/* One (lock, call site) pair. */
+struct prof_siterec {
+	const void *sr_lock;          /* key part 1 (immutable) */
+	uintptr_t   sr_pc;            /* key part 2 (immutable) */
+	struct prof_lockrec *sr_lr;   /* its lock (immutable) */
+	struct prof_siterec *sr_next; /* lock's site list (release/acquire) */
+	struct prof_counts sr_c;      /* shared counters (relaxed atomics) */
+	/* stacks: claimed by CAS of st pointer (release), counted relaxed */
+	struct prof_stack *sr_stack[PROF_SITE_STACKS];
+	uint64_t sr_stack_n[PROF_SITE_STACKS];
+	uint64_t sr_stack_other;
+	/* blockers: owner site claimed by CAS (relaxed), counts relaxed */
+	const struct prof_siterec *sr_blk_site[PROF_BLOCKERS];
+	uint64_t sr_blk_n[PROF_BLOCKERS];
+	int32_t  sr_blk_tid[PROF_BLOCKERS];
+	uint64_t sr_blk_other;
+	struct cds_lfht_node sr_node; /* in prof_g.g_sites */
+};
+
+struct prof_lockrec {
+	const void *lr_lock;              /* key (immutable) */
+	struct prof_siterec *lr_sites;    /* list head (release/acquire) */
+	struct prof_siterec *lr_other;    /* acquisitions over the site cap */
+	uint32_t lr_live;                 /* 1 once in g_locks (release) */
+	uint32_t lr_index;
+	struct cds_lfht_node lr_node;     /* in prof_g.g_locks */
+};
+
+/* Per-thread counters for one site (single writer: its thread). */
+struct prof_tentry {
+	struct prof_siterec *te_site;     /* NULL: empty (relaxed) */
+	const void *te_lock;              /* copies of the site's key */
+	uintptr_t te_pc;
+	uint64_t te_acq;
+	uint64_t te_hold_ns, te_hold_max_ns;
+	uint32_t te_hist[PROF_HIST_N];
+};
+
+struct prof_held {
+	const void *h_lock;
+	struct prof_tentry *h_te;         /* entry counting this hold */
+	struct prof_siterec *h_site;      /* read by waiters (relaxed) */
+	uint64_t h_t0;                    /* ticks at acquisition */
+	uint32_t h_lhp0;                  /* holder's ss_lhp at acquisition */
+	uint32_t h_flags;                 /* PROF_HELD_* */
+};
+#define PROF_HELD_TRACE 1u                /* trace this hold */
+
+struct prof_tchunk;
+
+struct prof_thread {
+	int32_t pt_tid;                   /* 0: free (relaxed) */
+	uint32_t pt_nheld;                /* relaxed, read by waiters */
+	struct prof_thread *pt_next_free;
+	struct prof_held pt_held[PROF_HELD_MAX];
+	uint64_t pt_untracked;            /* holds beyond PROF_HELD_MAX */
+	uint64_t pt_contended_seen;       /* for stack sampling */
+	struct prof_tchunk *pt_chunk;     /* trace events (see trace.c) */
+	struct sc_slot *pt_slot;          /* its schedctl slot or NULL */
+	char pt_comm[16];
+	struct prof_tentry pt_t[PROF_TENTRIES];
+};
+
+/* Global state (core.c).  Fields set at init, then read-only, unless
+ * marked atomic. */
+struct prof_global {
+	struct prof_config g_cfg;
+	struct cds_lfht *g_locks, *g_sites;
+	struct prof_lockrec *g_lockpool;  unsigned g_nlocks;  /* atomic */
+	struct prof_siterec *g_sitepool;  unsigned g_nsites;  /* atomic */
+	struct prof_stack *g_stackpool;   unsigned g_nstacks; /* atomic */
+	struct prof_thread *g_thrpool;    unsigned g_nthr;    /* atomic */
+	unsigned g_maxthr;
+	struct prof_thread **g_bytid;     /* tid -> thread (relaxed) */
+	unsigned g_maxtid;
+	unsigned g_sitecap;               /* g_sitepool entries */
+	struct prof_lockrec *g_other_lock;/* acquisitions over the lock cap */
+	uint64_t g_lock_overflow, g_site_overflow, g_stack_overflow;
+	uint64_t g_thr_overflow, g_untracked;       /* atomic */
+	uint64_t g_t0_tick, g_t0_ns;      /* clock origin (ticks, MONOTONIC) */
+	uint64_t g_mult;                  /* ns = ticks * g_mult >> 32 */
+	bool     g_tsc;                   /* ticks are the TSC */
+	bool     g_trace;                 /* trace events recorded */
+	unsigned g_bt_every;              /* backtrace 1 in N contended */
+	pid_t    g_pid;
+};
+SC_HIDDEN extern struct prof_global prof_g;
+
+/* ---- core.c ---- */
+SC_HIDDEN int prof_core_init(const struct prof_config *cfg);
+SC_HIDDEN void prof_core_after_fork_child(void);
+SC_HIDDEN struct prof_thread *prof_self(void);
+SC_HIDDEN void prof_thread_guard(bool on); /* hooks off for this thread */
+SC_HIDDEN uint64_t prof_tick(void);
+SC_HIDDEN uint64_t prof_tick_to_ns(uint64_t ticks);   /* since g_t0 */
+SC_HIDDEN uint64_t prof_ticks_ns(uint64_t dticks);    /* a duration */
+SC_HIDDEN unsigned prof_hist_bucket(uint64_t ns);
+/* Sum of a site's counters: shared plus every live thread's entry. */
+SC_HIDDEN void prof_site_counts(const struct prof_siterec *sr,
+                                struct prof_counts *out);
+
+/* ---- stack.c ---- */
+SC_HIDDEN void prof_stack_init(void);
+/* => fills pc[] with the frames from the program's call site `from`
+ *    (0: unknown) outwards; returns their count. */
+SC_HIDDEN int prof_backtrace(uintptr_t from, uintptr_t *pc, int max);
+SC_HIDDEN uint64_t prof_stack_hash(const uintptr_t *pc, int n);
+
+/* A symbolised frame. */
+struct prof_frame {
+	uint64_t f_pc;
+	char *f_func;       /* NULL unknown */
+	uint64_t f_off;
+	char *f_file;       /* NULL unknown */
+	int f_line;
+	char *f_obj;        /* NULL unknown */
+};
+/* Symbolise n frames (report time: allocates; may run addr2line). */
+SC_HIDDEN void prof_symbolise(struct prof_frame *f, size_t n);
+
+#endif /* SC_PROF_INT_H */

@@ -1,0 +1,171 @@
+/* The profiler's records and text report, driven through the hooks with
+ * a known pattern (pattern.h) and checked field by field. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pattern.h"
+#include "prof/render.h"
+#include "util.h"
+
+Test(prof_core, pattern_counts_exact, .timeout = 60)
+{
+	start_profiler(NULL, NULL, NULL, 0);
+	pattern_run();
+	struct prof_snap *s = prof_snap_take(true);
+	cr_assert_not_null(s);
+	prof_snap_sort(s, PROF_SORT_HOLD);
+	cr_assert_eq(s->nlocks, 2, "locks seen: %zu", s->nlocks);
+	const struct prof_slock *a = find_lock(s, lock_a), *b = find_lock(s, lock_b);
+	cr_assert(a && b);
+	/* sorted by total hold time, descending */
+	cr_assert_geq(s->locks[0].l_c.c_hold_ns, s->locks[1].l_c.c_hold_ns);
+
+	int nc = C_SPIN + C_SPUNPARK + C_PARK;
+	cr_assert_eq(a->l_c.c_acq, N_A1 + N_A2 + nc);
+	cr_assert_eq(a->l_c.c_contended, nc);
+	cr_assert_eq(a->l_c.c_outcome[PROF_SPIN_WON], C_SPIN);
+	cr_assert_eq(a->l_c.c_outcome[PROF_SPUN_PARKED], C_SPUNPARK);
+	cr_assert_eq(a->l_c.c_outcome[PROF_PARKED], C_PARK);
+	cr_assert_eq(a->l_c.c_spin_won_ns, (uint64_t)C_SPIN * SPIN_NS);
+	cr_assert_eq(a->l_c.c_spin_lost_ns, (uint64_t)C_SPUNPARK * SPIN_NS);
+	cr_assert_eq(a->l_c.c_park_ns, (uint64_t)(C_SPUNPARK + C_PARK) * PARK_NS);
+	cr_assert_eq(a->l_c.c_park_reason[PROF_PARK_SPIN_BUDGET], C_SPUNPARK);
+	cr_assert_eq(a->l_c.c_park_reason[PROF_PARK_OWNER_OFFCPU], C_PARK);
+	uint64_t os = 0;
+	for (int i = 0; i < PROF_OS_N; i++)
+		os += a->l_c.c_ostate[i];
+	cr_assert_eq(os, nc);
+	/* The holder sleeps in a barrier meanwhile (perf state source). */
+	if (perf_allowed())
+		cr_assert_geq(a->l_c.c_ostate[PROF_OS_SLEEP], nc / 2,
+		              "SLEEP %llu", (unsigned long long)a->l_c.c_ostate[PROF_OS_SLEEP]);
+	cr_assert_eq(a->l_c.c_hold_hist[0] + 0, a->l_c.c_hold_hist[0]);
+	uint64_t h = 0;
+	for (int i = 0; i < PROF_HIST_N; i++)
+		h += a->l_c.c_hold_hist[i];
+	cr_assert_eq(h, a->l_c.c_acq, "every hold in the histogram");
+
+	cr_assert_eq(b->l_c.c_acq, N_B1);
+	cr_assert_eq(b->l_c.c_contended, 0);
+	cr_assert_geq(b->l_c.c_hold_ns, (uint64_t)N_B1 * HOLD_B_US * 1000 * 9 / 10);
+	uint64_t mean_a = a->l_c.c_hold_ns / a->l_c.c_acq;
+	uint64_t mean_b = b->l_c.c_hold_ns / b->l_c.c_acq;
+	cr_assert_gt(mean_b, 20 * mean_a, "B held longer: %llu vs %llu",
+	             (unsigned long long)mean_b, (unsigned long long)mean_a);
+	cr_assert_geq(b->l_c.c_hold_max_ns, HOLD_B_US * 1000);
+
+	/* Sites: named by function, exact counts. */
+	cr_assert_eq(a->l_nsites, 3);
+	const struct prof_ssite *s1 = find_site(a, "site_a1");
+	const struct prof_ssite *s2 = find_site(a, "site_a2_hold");
+	const struct prof_ssite *s3 = find_site(a, "site_a1_contended");
+	cr_assert(s1 && s2 && s3, "sites named by function");
+	cr_assert_eq(s1->s_c.c_acq, N_A1);
+	cr_assert_eq(s1->s_c.c_contended, 0);
+	cr_assert_eq(s2->s_c.c_acq, N_A2);
+	cr_assert_eq(s3->s_c.c_acq, nc);
+	cr_assert_eq(s3->s_c.c_contended, nc);
+	cr_assert_not_null(s1->s_where.f_file, "file:line from debug info");
+	cr_assert(strstr(s1->s_where.f_file, "pattern.h"), "%s", s1->s_where.f_file);
+	cr_assert_gt(s1->s_where.f_line, 0);
+	/* Who blocked whom: thread 1 at site_a2_hold, every time. */
+	cr_assert_eq(s3->s_nblk, 1);
+	cr_assert_eq(s3->s_blk[0].b_n, nc);
+	cr_assert_eq(s3->s_blk[0].b_tid, pat_owner_tid);
+	cr_assert_str_eq(s3->s_blk[0].b_site.f_func, "site_a2_hold");
+	/* Stacks start at the call site. */
+	cr_assert_geq(s3->s_nstacks, 1);
+	cr_assert_str_eq(s3->s_stacks[0].k_frames[0].f_func, "site_a1_contended");
+	uint64_t samples = s3->s_stacks_other;
+	for (size_t i = 0; i < s3->s_nstacks; i++)
+		samples += s3->s_stacks[i].k_samples;
+	cr_assert_eq(samples, nc + 1, "first reference + every contended one");
+	const struct prof_ssite *sb = find_site(b, "site_b1");
+	cr_assert(sb && sb->s_c.c_acq == N_B1);
+	prof_snap_free(s);
+}
+
+Test(prof_core, text_report_fields, .timeout = 60)
+{
+	char out[] = "/tmp/prof_text_XXXXXX";
+	int fd = mkstemp(out);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	start_profiler(out, NULL, NULL, 0);
+	pattern_run();
+	cr_assert_eq(prof_dump(true), 0);
+	char *t = slurp(out, NULL);
+	unlink(out);
+	cr_assert_not_null(t);
+	char want[128];
+	snprintf(want, sizeof want, "acquisitions %d  contended %d  spin-acquired %d  "
+	         "spun-then-parked %d  parked %d", N_A1 + N_A2 + C_SPIN + C_SPUNPARK +
+	         C_PARK, C_SPIN + C_SPUNPARK + C_PARK, C_SPIN, C_SPUNPARK, C_PARK);
+	cr_assert(strstr(t, want), "missing '%s' in:\n%s", want, t);
+	snprintf(want, sizeof want, "acquisitions %d  contended 0", N_B1);
+	cr_assert(strstr(t, want), "missing '%s'", want);
+	cr_assert(strstr(t, "site 1: site_a1"), "site names");
+	cr_assert(strstr(t, "blocked by tid"), "who blocked whom");
+	cr_assert(strstr(t, "at site_a2_hold+0x"), "blocker's site");
+	cr_assert(strstr(t, "park reasons: owner off CPU 3  spin budget spent 5"));
+	cr_assert(strstr(t, "sorted by contended"));
+	/* Lock A is the contended one: first in the table. */
+	char *row1 = strstr(t, "\n   1 0x");
+	cr_assert_not_null(row1);
+	snprintf(want, sizeof want, "0x%llx", (unsigned long long)(uintptr_t)lock_a);
+	cr_assert(!strncmp(row1 + 6, want, strlen(want)), "row 1 is lock A");
+	free(t);
+}
+
+Test(prof_core, no_locks, .timeout = 30)
+{
+	char out[] = "/tmp/prof_none_XXXXXX";
+	int fd = mkstemp(out);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	start_profiler(out, NULL, NULL, 0);
+	cr_assert_eq(prof_dump(true), 0);
+	char *t = slurp(out, NULL);
+	unlink(out);
+	cr_assert(t && strstr(t, "0 lock(s) seen"));
+	cr_assert(strstr(t, "no mutex acquisitions were seen"));
+	free(t);
+}
+
+Test(prof_core, caps_count_overflow_exactly, .timeout = 30)
+{
+	static char locks[40][8];
+	start_profiler(NULL, NULL, NULL, 16);
+	for (int r = 0; r < 3; r++)
+		for (int i = 0; i < 40; i++) {
+			fake_lock(locks[i]);
+			fake_unlock(locks[i]);
+		}
+	struct prof_snap *s = prof_snap_take(true);
+	cr_assert_not_null(s);
+	cr_assert_eq(s->nlocks, 17, "16 locks + (other locks)");
+	uint64_t total = 0;
+	const struct prof_slock *other = NULL;
+	for (size_t i = 0; i < s->nlocks; i++) {
+		total += s->locks[i].l_c.c_acq;
+		if (s->locks[i].l_overflow)
+			other = &s->locks[i];
+	}
+	cr_assert_eq(total, 120, "no acquisition lost");
+	cr_assert_not_null(other);
+	cr_assert_eq(other->l_c.c_acq, 3 * 24);
+	cr_assert_geq(s->lock_overflow, 24);
+	prof_snap_free(s);
+}
+
+Test(prof_core, off_costs_nothing_and_counts_nothing, .timeout = 30)
+{
+	cr_assert(!prof_on());
+	fake_lock(lock_a);
+	fake_unlock(lock_a);
+	cr_assert_eq(prof_dump(true), -EINVAL);
+}
