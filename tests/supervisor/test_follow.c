@@ -12,19 +12,7 @@ static struct su_result r;
 
 static void run_helper(const char *opt, const char *mode, const char *arg)
 {
-	char *av[8];
-	int n = 0;
-	av[n++] = (char *)su_schedctl();
-	av[n++] = (char *)"run";
-	if (opt)
-		av[n++] = (char *)opt;
-	av[n++] = (char *)"--";
-	av[n++] = (char *)su_helper();
-	av[n++] = (char *)mode;
-	if (arg)
-		av[n++] = (char *)arg;
-	av[n] = NULL;
-	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert_eq(su_run_helper(&r, opt, mode, arg, LIMIT), 0);
 	cr_assert(!r.timed_out, "timed out; stderr: %s", r.err);
 }
 

@@ -16,9 +16,7 @@ static void run_helper(const char *source, const char *mode)
 {
 	char n[16];
 	snprintf(n, sizeof n, "%d", SAMPLES);
-	char *av[] = { (char *)su_schedctl(), "run", (char *)source, "--",
-	               (char *)su_helper(), (char *)mode, n, NULL };
-	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert_eq(su_run_helper(&r, source, mode, n, LIMIT), 0);
 	cr_assert(!r.timed_out, "timed out: %s", r.err);
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
 }
@@ -41,14 +39,7 @@ Test(state, supervisor_cond_wait_thread_sleeps, .timeout = 60)
 /* The load average of the last minute, as a busy-machine hint. */
 static double load1(void)
 {
-	double l = 0;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = 0;
-		fclose(f);
-	}
-	return l;
+	return su_proc_num("/proc/loadavg", 0);
 }
 
 Test(state, supervisor_two_hogs_on_one_cpu, .timeout = 60)

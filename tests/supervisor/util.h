@@ -132,16 +132,41 @@ static inline long su_field(const char *s, const char *key)
 	return p ? strtol(p + strlen(k), NULL, 10) : -1;
 }
 
-static inline int su_perf_paranoid(void)
+/* The first number in a /proc file, dflt if unreadable. */
+static inline double su_proc_num(const char *path, double dflt)
 {
-	int v = 3;
-	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	double v = dflt;
+	FILE *f = fopen(path, "r");
 	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = 3;
+		if (fscanf(f, "%lf", &v) != 1)
+			v = dflt;
 		fclose(f);
 	}
 	return v;
+}
+
+static inline int su_perf_paranoid(void)
+{
+	return (int)su_proc_num("/proc/sys/kernel/perf_event_paranoid", 3);
+}
+
+/* `schedctl run [opt] -- helper mode [arg]` with a time limit. */
+static inline int su_run_helper(struct su_result *r, const char *opt,
+                                const char *mode, const char *arg, long limit)
+{
+	char *av[8];
+	int n = 0;
+	av[n++] = (char *)su_schedctl();
+	av[n++] = (char *)"run";
+	if (opt)
+		av[n++] = (char *)opt;
+	av[n++] = (char *)"--";
+	av[n++] = (char *)su_helper();
+	av[n++] = (char *)mode;
+	if (arg)
+		av[n++] = (char *)arg;
+	av[n] = NULL;
+	return su_run(r, av, limit);
 }
 
 #define SU_EXIT(r) (WIFEXITED((r)->status) ? WEXITSTATUS((r)->status) : -1)
