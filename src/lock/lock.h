@@ -52,6 +52,9 @@ SC_HIDDEN unsigned lk_max_spinners(void);
 /* Bound on one spin phase in ns for a policy. */
 SC_HIDDEN uint64_t lk_spin_limit_ns(int policy);
 SC_HIDDEN uint64_t lk_now_ns(void);
+/* Most pause instructions between two looks at a held lock word (the
+ * wait doubles from 1 up to this). */
+SC_HIDDEN unsigned lk_backoff_max(void);
 
 /* Whether the kernel offers the rseq time-slice extension; the reason
  * in words for the report (never NULL). */

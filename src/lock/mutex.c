@@ -296,6 +296,7 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 	uint64_t limit = lk_spin_limit_ns(pol), blind = lk_spin_limit_ns(LK_SPIN);
 	uint64_t t0 = 0;
 	uint32_t seen = 0;
+	unsigned backoff = 1, backoff_max = lk_backoff_max();
 	bool got = false;
 	for (unsigned i = 0;; i++) {
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
@@ -304,9 +305,11 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 				got = true;
 				break;
 			}
-			continue;
+			w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
+			if (w == 0)
+				continue;
 		}
-		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 3) == 0)) {
+		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 1) == 0)) {
 			seen = w & LK_OWNER_MASK;
 			int os = lk_holder_state(m, w);
 			if (os == OS_NOT_RUNNING)
@@ -314,7 +317,7 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 			if (os == OS_UNKNOWN && limit > blind)
 				limit = blind;
 		}
-		if ((i & 31) == 0) {
+		if ((i & 7) == 0) {
 			uint64_t now = lk_now_ns();
 			if (t0 == 0)
 				t0 = now;
@@ -324,7 +327,10 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 			if (dl && !lk_deadline_left(dl, &rel))
 				break;
 		}
-		lk_cpu_relax();
+		for (unsigned k = 0; k < backoff; k++)
+			lk_cpu_relax();
+		if (backoff < backoff_max)
+			backoff <<= 1;
 	}
 	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_SEQ_CST);
 	return got;

@@ -35,6 +35,7 @@
 #define LK_OWNER_SPIN_NS   50000u   /* 50 us: longer than the critical
                                        sections worth spinning for */
 #define LK_BLIND_SPIN_NS   5000u    /* 5 us: ~glibc adaptive's 100 tries */
+#define LK_BACKOFF_MAX     16u      /* pauses between looks at the word */
 
 enum { LKS_NONE, LKS_BUSY };
 
@@ -44,6 +45,7 @@ static __thread bool lk_initialising __attribute__((tls_model("initial-exec")));
 int lk_pol = LK_OWNER;               /* relaxed */
 static unsigned lk_spinners_cap;     /* relaxed; ncpus, 0 = not computed */
 static uint64_t lk_owner_spin_ns = LK_OWNER_SPIN_NS;   /* relaxed */
+static unsigned lk_backoff = LK_BACKOFF_MAX;           /* relaxed */
 
 static const char *const lk_names[] = { "owner", "spin", "park", "glibc" };
 
@@ -66,14 +68,10 @@ const char *lk_policy_name(int policy)
 	return policy >= 0 && policy < 4 ? lk_names[policy] : "?";
 }
 
+/* CPUs online, not the caller's affinity: the first caller may be a
+ * thread pinned to one CPU while the holders run elsewhere. */
 static unsigned lk_count_cpus(void)
 {
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) == 0) {
-		int n = CPU_COUNT(&set);
-		if (n > 0)
-			return (unsigned)n;
-	}
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
 }
@@ -95,6 +93,11 @@ uint64_t lk_spin_limit_ns(int policy)
 	if (policy == LK_SPIN)
 		return LK_BLIND_SPIN_NS;
 	return 0;
+}
+
+unsigned lk_backoff_max(void)
+{
+	return __atomic_load_n(&lk_backoff, __ATOMIC_RELAXED);
 }
 
 uint64_t lk_now_ns(void)
@@ -179,6 +182,13 @@ static void lk_read_env(void)
 		if (*end == '\0' && us <= 1000000)
 			__atomic_store_n(&lk_owner_spin_ns, (uint64_t)us * 1000,
 			                 __ATOMIC_RELAXED);
+	}
+	const char *b = getenv("SCHEDCTL_SPIN_BACKOFF");
+	if (b && *b) {
+		char *end;
+		unsigned long n = strtoul(b, &end, 10);
+		if (*end == '\0' && n >= 1 && n <= 4096)
+			__atomic_store_n(&lk_backoff, (unsigned)n, __ATOMIC_RELAXED);
 	}
 	(void)lk_max_spinners();
 }
