@@ -113,28 +113,35 @@ static bool flt_fillable(const struct uvm_region *r, size_t i)
 	return PA_REAL(r->rg_map[i]) && !amap_lookup(r->rg_amap, i);
 }
 
-/* Zero-fill pages [a, b) of one run, all empty: UFFDIO_COPY from the
- * zero buffer, then one anon per page copied.
+/* Zero-fill pages [a, b) of one run, all empty: one anon per page,
+ * then UFFDIO_COPY from the zero buffer; anons of pages the copy did
+ * not reach are dropped again.
  * => uvm_lock held, amap private.  Pages filled, or -errno if none. */
 static long flt_fill_run(struct uvm_region *r, size_t a, size_t b)
 {
+	struct vm_anon *an[FLT_MAXRANGE];
+	size_t n = 0;
+	while (n < b - a && (an[n] = anon_alloc(r->rg_map[a + n])))
+		n++;
 	struct uffdio_copy c = {
 		.dst = flt_va(r, a),
 		.src = (uintptr_t)flt_zeros,
-		.len = (b - a) << PG_SHIFT,
+		.len = n << PG_SHIFT,
 	};
 	long done;
-	if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
-		done = (long)(b - a);
+	if (n == 0)
+		done = -ENOMEM;
+	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
+		done = (long)n;
 	else if (c.copy > 0)
 		done = (long)(c.copy >> PG_SHIFT);
 	else
-		return c.copy < 0 ? c.copy : -errno;
-	for (long k = 0; k < done; k++) {
-		struct vm_anon *an = anon_alloc(r->rg_map[a + k]);
-		if (!an)
-			return -ENOMEM;   /* the page stays, unreferenced */
-		amap_add(r->rg_amap, a + k, an);
+		done = c.copy < 0 ? c.copy : -errno;
+	for (size_t k = 0; k < n; k++) {
+		if ((long)k < done)
+			amap_add(r->rg_amap, a + k, an[k]);
+		else
+			anon_unref(an[k]);
 	}
 	return done;
 }
@@ -170,8 +177,13 @@ static int flt_missing(struct uvm_region *r, size_t i)
 	int e = rg_prepare_amap(r);
 	if (e)
 		return e;
-	if (amap_lookup(r->rg_amap, i)) {
-		/* already served: a second thread faulted on the page */
+	struct vm_anon *an = amap_lookup(r->rg_amap, i);
+	if (an) {
+		/* Served already (a second thread faulted on the page), or
+		 * the anon's data never reached the pool (a failed COW):
+		 * waking the latter would fault again forever. */
+		if (!pool_present(an->an_addr))
+			return -EIO;
 		uffd_wake(flt_va(r, i), PG_SIZE);
 		return 0;
 	}
@@ -192,6 +204,76 @@ static int flt_missing(struct uvm_region *r, size_t i)
 
 /* ---- write faults: cases 1A and 1B ---------------------------------- */
 
+/* May page j join a COW fault-around: accessible, holding a shared
+ * anon, not yet copied? */
+static bool flt_cowable(const struct uvm_region *r, size_t j)
+{
+	const struct vm_anon *an = amap_lookup(r->rg_amap, j);
+	return an && PA_REAL(r->rg_map[j]) && !anon_exclusive(an);
+}
+
+/* Case 1B: copy page i (and, under ADV_SEQUENTIAL, the shared pages
+ * right after it) into new anons of the COW window, then map them there
+ * and wake the faulting threads.  The data reaches the pool before the
+ * mapping changes: between mmap and UFFDIO_REGISTER the new mapping is
+ * not yet watched, and a thread touching it then must find the right
+ * page, not have the kernel allocate a zero one.  If the new pages
+ * cannot be mapped, the old anons stay and the pages are poisoned (a
+ * mapping must always show its slot's anon: region.c, invariant 2).
+ * => uvm_lock held, amap private, slot i shared.  0 or -errno. */
+static int flt_cow(struct uvm_region *r, size_t i)
+{
+	static unsigned char buf[FLT_MAXRANGE * PG_SIZE]
+		__attribute__((aligned(4096)));
+	struct vm_anon *old[FLT_MAXRANGE], *nan[FLT_MAXRANGE];
+	if (r->rg_cowwin == PA_NONE &&
+	    (r->rg_cowwin = pool_window(r->rg_npages)) == PA_NONE)
+		return -ENOMEM;
+	size_t ahead = r->rg_advice == UVM_ADV_SEQUENTIAL ? FLT_MAXRANGE : 1;
+	size_t n = 0;
+	for (size_t j = i; j < r->rg_npages && n < ahead; j++, n++) {
+		if (j > i && !flt_cowable(r, j))
+			break;
+		old[n] = amap_lookup(r->rg_amap, j);
+		if (pool_read(old[n]->an_addr, buf + n * PG_SIZE, 1) ||
+		    !(nan[n] = anon_alloc(r->rg_cowwin + j)))
+			break;
+	}
+	/* pages [i, i+n) are ready */
+	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
+	if (e) {
+		for (size_t k = 0; k < n; k++)
+			anon_unref(nan[k]);
+		return e;
+	}
+	pool_addr_t was[FLT_MAXRANGE];
+	for (size_t k = 0; k < n; k++) {
+		was[k] = r->rg_map[i + k];
+		rg_setmap(r, i + k, r->rg_cowwin + i + k);
+	}
+	e = rg_remap(r, i, n);
+	if (e) {
+		for (size_t k = 0; k < n; k++) {
+			rg_setmap(r, i + k, was[k]);
+			anon_unref(nan[k]);
+		}
+		if (rg_poison_pages(r, i, n))
+			rg_poison_pages(r, 0, r->rg_npages);
+		uffd_wake(flt_va(r, i), n << PG_SHIFT);
+		return 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		amap_remove(r->rg_amap, i + k);
+		amap_add(r->rg_amap, i + k, nan[k]);
+		anon_unref(old[k]);
+	}
+	r->rg_st.us_fault_1b++;
+	r->rg_st.us_fault_around += n - 1;
+	rg_maybe_collapse(r);
+	uffd_wake(flt_va(r, i), n << PG_SHIFT);
+	return 0;
+}
+
 static int flt_write(struct uvm_region *r, size_t i)
 {
 	int e = rg_prepare_amap(r);
@@ -207,28 +289,7 @@ static int flt_write(struct uvm_region *r, size_t i)
 		r->rg_st.us_fault_1a++;
 		return 0;
 	}
-	if (r->rg_cowwin == PA_NONE &&                    /* case 1B */
-	    (r->rg_cowwin = pool_window(r->rg_npages)) == PA_NONE)
-		return -ENOMEM;
-	pool_addr_t to = r->rg_cowwin + i;
-	struct vm_anon *nan = anon_alloc(to);
-	if (!nan)
-		return -ENOMEM;
-	e = pool_copy(to, an->an_addr);
-	if (e) {
-		anon_unref(nan);
-		return e;
-	}
-	amap_remove(r->rg_amap, i);
-	amap_add(r->rg_amap, i, nan);
-	anon_unref(an);
-	e = rg_setpage(r, i, to);
-	if (e)
-		return e;
-	uffd_wake(flt_va(r, i), PG_SIZE);
-	r->rg_st.us_fault_1b++;
-	rg_maybe_collapse(r);
-	return 0;
+	return flt_cow(r, i);                             /* case 1B */
 }
 
 /* ---- giving up on a page -------------------------------------------- */

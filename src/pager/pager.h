@@ -90,6 +90,9 @@ int pool_newfile(void);                  /* fork child: => -errno */
 int pool_fd(pool_addr_t a);
 bool pool_frozen(pool_addr_t a);
 int pool_copy(pool_addr_t dst, pool_addr_t src);  /* => -errno */
+int pool_read(pool_addr_t a, void *buf, size_t n);
+int pool_write(pool_addr_t a, const void *buf, size_t n);
+bool pool_present(pool_addr_t a);
 void pool_free_page(pool_addr_t a);
 
 /* mmap-backed memory: safe on the fault path (no malloc). */
@@ -167,6 +170,8 @@ struct uvm_pager {
 	size_t up_runs;            /* sum of rg_runs */
 	size_t up_maxruns;         /* collapse beyond this (max_map_count) */
 	size_t up_runs_base;       /* per-region allowance (tests lower it) */
+	int up_inject_fail;        /* tests: fail this many anon_alloc()s;
+	                              relaxed atomics, it orders nothing */
 	struct pool up_pool;
 };
 

@@ -140,6 +140,31 @@ int pool_copy(pool_addr_t dst, pool_addr_t src)
 	return 0;
 }
 
+/* Read / write n consecutive pool pages through their file.
+ * => 0 or -errno. */
+int pool_read(pool_addr_t a, void *buf, size_t n)
+{
+	size_t len = n << PG_SHIFT;
+	ssize_t got = pread(pool_fd(a), buf, len,
+	                    (off_t)PA_PGNO(a) << PG_SHIFT);
+	return got == (ssize_t)len ? 0 : got < 0 ? -errno : -EIO;
+}
+
+int pool_write(pool_addr_t a, const void *buf, size_t n)
+{
+	size_t len = n << PG_SHIFT;
+	ssize_t put = pwrite(pool_fd(a), buf, len,
+	                     (off_t)PA_PGNO(a) << PG_SHIFT);
+	return put == (ssize_t)len ? 0 : put < 0 ? -errno : -EIO;
+}
+
+/* Does page a hold data in the pool (rather than a hole)? */
+bool pool_present(pool_addr_t a)
+{
+	off_t off = (off_t)PA_PGNO(a) << PG_SHIFT;
+	return lseek(pool_fd(a), off, SEEK_DATA) == off;
+}
+
 /* The last anon holding page a is gone: give the memory back, unless
  * another process may still map it.  => uvm_lock held. */
 void pool_free_page(pool_addr_t a)

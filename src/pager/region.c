@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "pager/pager.h"
 
@@ -449,6 +450,33 @@ int rg_prepare_amap(struct uvm_region *r)
 
 /* ---- bounding the number of kernel mappings ------------------------- */
 
+/* Between mmap and UFFDIO_REGISTER a new mapping is not watched: a
+ * thread touching an empty page of it then has the kernel allocate a
+ * zero page in the pool.  Adopt such pages in window w as their slots'
+ * anons (they hold what that thread wrote).  Two lseeks per run of
+ * present pages.  => uvm_lock held, amap private. */
+static void rg_adopt_strays(struct uvm_region *r, pool_addr_t w)
+{
+	int fd = pool_fd(w);
+	off_t lo = (off_t)PA_PGNO(w) << PG_SHIFT;
+	off_t hi = lo + (off_t)(r->rg_npages << PG_SHIFT);
+	for (off_t d = lseek(fd, lo, SEEK_DATA); d >= 0 && d < hi;
+	     d = lseek(fd, d, SEEK_DATA)) {
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > hi)
+			h = hi;
+		for (; d < h; d += (off_t)PG_SIZE) {
+			size_t i = (size_t)((d - lo) >> PG_SHIFT);
+			if (r->rg_map[i] != w + i ||
+			    amap_lookup(r->rg_amap, i))
+				continue;
+			struct vm_anon *an = anon_alloc(w + i);
+			if (an)
+				amap_add(r->rg_amap, i, an);
+		}
+	}
+}
+
 /* Move every accessible page to one window (the COW window), copying the
  * pages that are elsewhere, and map the region with as few mappings as
  * its released ranges allow.  Costs a copy of every page not yet copied
@@ -480,9 +508,11 @@ int rg_collapse(struct uvm_region *r)
 		}
 		rg_setmap(r, i, to);
 	}
+	e = rg_remap(r, 0, r->rg_npages);
+	rg_adopt_strays(r, r->rg_cowwin);
 	r->rg_cowwin = PA_NONE;   /* its pages are all taken now */
 	r->rg_st.us_collapses++;
-	return rg_remap(r, 0, r->rg_npages);
+	return e;
 }
 
 /* Collapse r if its mappings passed its share: up_runs_base (64) plus

@@ -191,7 +191,8 @@ static void run_seed(unsigned seed, int steps)
 	/* every page went back: the pager's count and the kernel's */
 	struct uvm_region *probe = uvm_map_anon(PG, PROT_READ);
 	cr_assert_eq(pu_pool_pages(probe), 0, "seed %u leaked pages", seed);
-	cr_assert_eq(pu_pool_bytes(), 0, "seed %u: pool holds memory", seed);
+	long long held = pu_pool_bytes();
+	cr_assert_eq(held, 0, "seed %u: pool holds %lld bytes", seed, held);
 	uvm_unmap(probe, 0, PG);
 }
 
