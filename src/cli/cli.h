@@ -23,6 +23,7 @@ struct cli_cmd {
 int cli_demo_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_report_main(int argc, char **argv);
 
 /* Parse a non-negative decimal option value; -1 if malformed. */
 long cli_parse_count(const char *s, long max);

@@ -15,6 +15,7 @@ static const struct cli_cmd cli_cmds[] = {
 	  cli_demo_main },
 	{ "bench", "lock throughput: glibc mutexes vs the owner/spin/park policies", cli_bench_main },
 	{ "run", "run a program with schedctl for every thread, supervised", cli_run_main },
+	{ "report", "re-render a saved lock profile (JSON) as text or SVG", cli_report_main },
 };
 
 #define NCMDS (sizeof cli_cmds / sizeof cli_cmds[0])

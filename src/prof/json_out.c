@@ -72,7 +72,10 @@ static void frame(struct prof_out *o, const struct prof_frame *f)
 {
 	po_printf(o, "{\"pc\":\"0x%llx\",\"function\":", (unsigned long long)f->f_pc);
 	po_json_str(o, f->f_func);
-	po_printf(o, ",\"offset\":%llu,\"file\":", (unsigned long long)f->f_off);
+	if (f->f_off == PROF_OFF_UNKNOWN)
+		po_puts(o, ",\"offset\":null,\"file\":");
+	else
+		po_printf(o, ",\"offset\":%llu,\"file\":", (unsigned long long)f->f_off);
 	po_json_str(o, f->f_file);
 	po_printf(o, ",\"line\":%d,\"object\":", f->f_line > 0 ? f->f_line : 0);
 	po_json_str(o, f->f_obj);

@@ -186,11 +186,12 @@ SC_HIDDEN uint64_t prof_stack_hash(const uintptr_t *pc, int n);
 struct prof_frame {
 	uint64_t f_pc;
 	char *f_func;       /* NULL unknown */
-	uint64_t f_off;
+	uint64_t f_off;     /* PROF_OFF_UNKNOWN: not known */
 	char *f_file;       /* NULL unknown */
 	int f_line;
 	char *f_obj;        /* NULL unknown */
 };
+#define PROF_OFF_UNKNOWN UINT64_MAX
 /* Symbolise n frames (report time: allocates; may run addr2line). */
 SC_HIDDEN void prof_symbolise(struct prof_frame *f, size_t n);
 

@@ -133,7 +133,21 @@ static const char *addr2line_path(void)
 	return access("/usr/bin/addr2line", X_OK) == 0 ? "/usr/bin/addr2line" : NULL;
 }
 
-/* Run addr2line on n addresses of one object; fills file/line. */
+/* addr2line reads debug info and knows where functions end; libunwind
+ * and dladdr give the nearest symbol before pc, which in a stripped
+ * object can be the wrong function.  Their offset is kept only when the
+ * two agree on the name. */
+static void name_from_addr2line(struct prof_frame *f, const char *fn)
+{
+	if (f->f_func && !strcmp(f->f_func, fn))
+		return;
+	free(f->f_func);
+	f->f_func = strdup(fn);
+	f->f_off = PROF_OFF_UNKNOWN;
+}
+
+/* Run addr2line on n addresses of one object; fills function, file,
+ * line. */
 static void run_addr2line(const char *tool, const char *obj,
                           struct prof_frame **fr, const uintptr_t *addr,
                           size_t n)
@@ -144,7 +158,7 @@ static void run_addr2line(const char *tool, const char *obj,
 	if (!argv || !abuf || pipe2(pfd, O_CLOEXEC) != 0)
 		goto out;
 	argv[0] = (char *)"addr2line";
-	argv[1] = (char *)"-e";
+	argv[1] = (char *)"-fCe";
 	argv[2] = (char *)obj;
 	for (size_t i = 0; i < n; i++) {
 		snprintf(abuf[i], sizeof abuf[i], "0x%lx", (unsigned long)addr[i]);
@@ -168,9 +182,13 @@ static void run_addr2line(const char *tool, const char *obj,
 		goto out;
 	}
 	pfd[0] = -1;
-	char line[4352];
-	for (size_t i = 0; i < n && fgets(line, sizeof line, f); i++) {
+	char fn[1024], line[4352];
+	for (size_t i = 0; i < n && fgets(fn, sizeof fn, f) &&
+	                   fgets(line, sizeof line, f); i++) {
+		fn[strcspn(fn, "\n")] = 0;
 		line[strcspn(line, "\n")] = 0;
+		if (fn[0] && strcmp(fn, "??") != 0)
+			name_from_addr2line(fr[i], fn);
 		char *colon = strrchr(line, ':');
 		if (!colon || line[0] == '?')
 			continue;

@@ -10,7 +10,7 @@
 
 #include "prof/render.h"
 
-static const char *fmt_ns(char *b, size_t n, uint64_t ns)
+const char *prof_fmt_ns(char *b, size_t n, uint64_t ns)
 {
 	if (ns < 10000)
 		snprintf(b, n, "%lluns", (unsigned long long)ns);
@@ -23,13 +23,10 @@ static const char *fmt_ns(char *b, size_t n, uint64_t ns)
 	return b;
 }
 
-#define NS(x) fmt_ns((char[24]){0}, 24, (x))
+#define NS(x) prof_fmt_ns((char[24]){0}, 24, (x))
 
 /* A spin/park figure, or "-" where it was not measured. */
-static const char *spin_ns(bool measured, uint64_t ns)
-{
-	return measured ? NS(ns) : "-";
-}
+#define spin_ns(m, x) ((m) ? NS(x) : "-")
 
 static const char *spin_n(bool measured, uint64_t n, char *b, size_t bn)
 {
@@ -45,7 +42,9 @@ static const char *spin_n(bool measured, uint64_t n, char *b, size_t bn)
 void prof_frame_name(const struct prof_frame *f, char *b, size_t n)
 {
 	int k;
-	if (f->f_func)
+	if (f->f_func && f->f_off == PROF_OFF_UNKNOWN)
+		k = snprintf(b, n, "%s", f->f_func);
+	else if (f->f_func)
 		k = snprintf(b, n, "%s+0x%llx", f->f_func, (unsigned long long)f->f_off);
 	else
 		k = snprintf(b, n, "0x%llx", (unsigned long long)f->f_pc);

@@ -46,8 +46,13 @@ static void __attribute__((noinline)) fake_unlock(void *l)
 	prof_released(l);
 }
 
-static void __attribute__((noinline)) fake_contended(void *l, int kind)
+/* The kind comes from a counter, so the caller's loop has one call. */
+static int pat_next_kind;
+
+static void __attribute__((noinline)) fake_contended(void *l)
 {
+	int i = pat_next_kind++;
+	int kind = i < C_SPIN ? 0 : i < C_SPIN + C_SPUNPARK ? 1 : 2;
 	struct prof_acq a = { 0 };
 	prof_acq_begin(&a, l, 0, pat_owner_tid);
 	if (kind == 0) {
@@ -110,8 +115,7 @@ void __attribute__((noinline)) site_a1_contended(void)
 {
 	pthread_barrier_wait(&pat_bar);
 	for (int i = 0; i < C_SPIN + C_SPUNPARK + C_PARK; i++) {
-		volatile int kind = i < C_SPIN ? 0 : i < C_SPIN + C_SPUNPARK ? 1 : 2;
-		fake_contended(lock_a, kind);   /* one call site */
+		fake_contended(lock_a);
 		fake_unlock(lock_a);
 	}
 	pthread_barrier_wait(&pat_bar);
