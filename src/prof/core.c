@@ -411,6 +411,7 @@ struct prof_thread *prof_self(void)
 	pt->pt_next_free = NULL;
 	pt->pt_slot = sc_thread_slot();
 	(void)prctl(PR_GET_NAME, pt->pt_comm, 0, 0, 0);
+	pt->pt_last_tid = tid;
 	__atomic_store_n(&pt->pt_tid, tid, __ATOMIC_RELAXED);
 	if ((unsigned)tid < prof_g.g_maxtid)
 		__atomic_store_n(&prof_g.g_bytid[tid], pt, __ATOMIC_RELAXED);

@@ -11,22 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prof/json.h"
 #include "prof/render.h"
 
 #define JV_MAX_DEPTH 32
-
-enum jv_type { JV_NULL, JV_BOOL, JV_NUM, JV_STR, JV_ARR, JV_OBJ };
-
-struct jv {
-	enum jv_type t;
-	bool b;
-	bool num_ok;            /* a non-negative integer fitting uint64 */
-	uint64_t u;
-	char *s;                /* JV_STR (NUL-terminated, no embedded NUL) */
-	size_t n;               /* JV_ARR, JV_OBJ: items */
-	struct jv *v;           /* items */
-	char **k;               /* JV_OBJ keys */
-};
 
 struct jp {
 	const char *p, *end, *start;
@@ -53,13 +41,13 @@ static void ws(struct jp *j)
 		j->p++;
 }
 
-static void jv_free(struct jv *v)
+void prof_jv_free(struct jv *v)
 {
 	if (!v)
 		return;
 	free(v->s);
 	for (size_t i = 0; i < v->n; i++) {
-		jv_free(&v->v[i]);
+		prof_jv_free(&v->v[i]);
 		if (v->k)
 			free(v->k[i]);
 	}
@@ -180,6 +168,13 @@ static bool parse_num(struct jp *j, struct jv *v)
 			return fail(j, "bad number");
 	}
 	v->t = JV_NUM;
+	char tmp[64];
+	size_t tl = (size_t)(j->p - s);
+	if (tl < sizeof tmp) {
+		memcpy(tmp, s, tl);
+		tmp[tl] = 0;
+		v->d = strtod(tmp, NULL);
+	}
 	v->num_ok = !neg && !frac;
 	if (v->num_ok) {
 		uint64_t u = 0;
@@ -193,7 +188,6 @@ static bool parse_num(struct jp *j, struct jv *v)
 		}
 		v->u = u;
 	}
-	(void)s;
 	return true;
 }
 
@@ -312,7 +306,7 @@ struct jm {
 	char err[200];
 };
 
-static const struct jv *get(const struct jv *o, const char *k)
+const struct jv *prof_jv_get(const struct jv *o, const char *k)
 {
 	if (!o || o->t != JV_OBJ)
 		return NULL;
@@ -334,7 +328,7 @@ static bool bad(struct jm *m, const char *k, const char *what)
 static bool u64_at(struct jm *m, const struct jv *o, const char *k, uint64_t *out,
                    bool nullable)
 {
-	const struct jv *v = get(o, k);
+	const struct jv *v = prof_jv_get(o, k);
 	if (v && v->t == JV_NULL && nullable) {
 		*out = 0;
 		return true;
@@ -347,7 +341,7 @@ static bool u64_at(struct jm *m, const struct jv *o, const char *k, uint64_t *ou
 
 static bool str_at(struct jm *m, const struct jv *o, const char *k, char **out)
 {
-	const struct jv *v = get(o, k);
+	const struct jv *v = prof_jv_get(o, k);
 	*out = NULL;
 	if (!v || v->t == JV_NULL)
 		return true;
@@ -359,7 +353,7 @@ static bool str_at(struct jm *m, const struct jv *o, const char *k, char **out)
 
 static bool hex_at(struct jm *m, const struct jv *o, const char *k, uint64_t *out)
 {
-	const struct jv *v = get(o, k);
+	const struct jv *v = prof_jv_get(o, k);
 	if (!v || v->t != JV_STR || strncmp(v->s, "0x", 2) || !v->s[2] ||
 	    strlen(v->s) > 18)
 		return bad(m, k, "missing or not a hex address \"0x...\"");
@@ -401,7 +395,7 @@ static bool counts_at(struct jm *m, const struct jv *o, struct prof_counts *c)
 	uint64_t spin;
 	if (!u64_at(m, o, "spin_ns", &spin, true))
 		return false;
-	const struct jv *h = get(o, "hold_hist");
+	const struct jv *h = prof_jv_get(o, "hold_hist");
 	if (!h || h->t != JV_ARR || h->n > PROF_HIST_N)
 		return bad(m, "hold_hist", "missing or not an array of <= 40 counts");
 	for (size_t i = 0; i < h->n; i++) {
@@ -409,13 +403,13 @@ static bool counts_at(struct jm *m, const struct jv *o, struct prof_counts *c)
 			return bad(m, "hold_hist", "not a non-negative integer");
 		c->c_hold_hist[i] = h->v[i].u;
 	}
-	const struct jv *s = get(o, "owner_state");
+	const struct jv *s = prof_jv_get(o, "owner_state");
 	if (!s || s->t != JV_OBJ)
 		return bad(m, "owner_state", "missing or not an object");
 	for (int i = 0; i < PROF_OS_N; i++)
 		if (!u64_at(m, s, os[i], &c->c_ostate[i], false))
 			return false;
-	const struct jv *r = get(o, "park_reason");
+	const struct jv *r = prof_jv_get(o, "park_reason");
 	if (r && r->t == JV_OBJ) {
 		for (int i = 1; i < PROF_PARK_N; i++)
 			if (!u64_at(m, r, pr[i], &c->c_park_reason[i], false))
@@ -431,7 +425,7 @@ static bool frame_at(struct jm *m, const struct jv *f, struct prof_frame *o)
 	uint64_t line = 0;
 	if (!f || f->t != JV_OBJ)
 		return bad(m, "frame", "not an object");
-	const struct jv *off = get(f, "offset");
+	const struct jv *off = prof_jv_get(f, "offset");
 	if (off && off->t == JV_NULL)
 		o->f_off = PROF_OFF_UNKNOWN;
 	else if (!u64_at(m, f, "offset", &o->f_off, false))
@@ -451,7 +445,7 @@ static bool frame_at(struct jm *m, const struct jv *f, struct prof_frame *o)
 static const struct jv *array_at(struct jm *m, const struct jv *o, const char *k,
                                  size_t sz, void **out)
 {
-	const struct jv *a = get(o, k);
+	const struct jv *a = prof_jv_get(o, k);
 	*out = NULL;
 	if (!a || a->t != JV_ARR) {
 		bad(m, k, "missing or not an array");
@@ -481,9 +475,9 @@ static bool frames_at(struct jm *m, const struct jv *o, struct prof_sstack *k)
 
 static bool site_at(struct jm *m, const struct jv *o, struct prof_ssite *s)
 {
-	const struct jv *ov = get(o, "overflow");
+	const struct jv *ov = prof_jv_get(o, "overflow");
 	s->s_overflow = ov && ov->t == JV_BOOL && ov->b;
-	if (!frame_at(m, get(o, "site"), &s->s_where) || !counts_at(m, o, &s->s_c) ||
+	if (!frame_at(m, prof_jv_get(o, "site"), &s->s_where) || !counts_at(m, o, &s->s_c) ||
 	    !u64_at(m, o, "stacks_other", &s->s_stacks_other, false) ||
 	    !u64_at(m, o, "blocked_by_other", &s->s_blk_other, false))
 		return false;
@@ -504,7 +498,7 @@ static bool site_at(struct jm *m, const struct jv *o, struct prof_ssite *s)
 		s->s_nblk = i + 1;
 		if (!u64_at(m, &bl->v[i], "tid", &tid, false) ||
 		    !u64_at(m, &bl->v[i], "count", &s->s_blk[i].b_n, false) ||
-		    !frame_at(m, get(&bl->v[i], "site"), &s->s_blk[i].b_site))
+		    !frame_at(m, prof_jv_get(&bl->v[i], "site"), &s->s_blk[i].b_site))
 			return false;
 		s->s_blk[i].b_tid = tid > INT32_MAX ? 0 : (int32_t)tid;
 	}
@@ -514,7 +508,7 @@ static bool site_at(struct jm *m, const struct jv *o, struct prof_ssite *s)
 static bool lock_at(struct jm *m, const struct jv *o, struct prof_slock *l,
                     size_t li)
 {
-	const struct jv *ov = get(o, "overflow");
+	const struct jv *ov = prof_jv_get(o, "overflow");
 	l->l_overflow = ov && ov->t == JV_BOOL && ov->b;
 	snprintf(m->where, sizeof m->where, "locks[%zu]", li);
 	if (!hex_at(m, o, "address", &l->l_addr) || !counts_at(m, o, &l->l_c))
@@ -534,7 +528,7 @@ static bool lock_at(struct jm *m, const struct jv *o, struct prof_slock *l,
 
 static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
 {
-	const struct jv *v = get(t, "schema");
+	const struct jv *v = prof_jv_get(t, "schema");
 	if (!v || v->t != JV_STR || strcmp(v->s, "schedctl-profile"))
 		return bad(m, "schema", "not a schedctl profile");
 	uint64_t ver, pid;
@@ -547,15 +541,15 @@ static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
 	    !u64_at(m, t, "duration_ns", &s->duration_ns, false))
 		return false;
 	s->pid = pid > INT32_MAX ? 0 : (int32_t)pid;
-	const struct jv *c = get(t, "comm"), *p = get(t, "policy");
+	const struct jv *c = prof_jv_get(t, "comm"), *p = prof_jv_get(t, "policy");
 	if (c && c->t == JV_STR)
 		snprintf(s->comm, sizeof s->comm, "%s", c->s);
 	if (p && p->t == JV_STR)
 		snprintf(s->policy, sizeof s->policy, "%s", p->s);
-	const struct jv *f = get(t, "final"), *sm = get(t, "spin_measured");
+	const struct jv *f = prof_jv_get(t, "final"), *sm = prof_jv_get(t, "spin_measured");
 	s->final = f && f->t == JV_BOOL && f->b;
 	s->spin_measured = !sm || sm->t != JV_BOOL || sm->b;
-	const struct jv *ov = get(t, "overflow"), *lim = get(t, "limits");
+	const struct jv *ov = prof_jv_get(t, "overflow"), *lim = prof_jv_get(t, "limits");
 	if (ov && (!u64_at(m, ov, "locks", &s->lock_overflow, false) ||
 	           !u64_at(m, ov, "sites", &s->site_overflow, false) ||
 	           !u64_at(m, ov, "stacks", &s->stack_overflow, false) ||
@@ -577,21 +571,34 @@ static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
 	return true;
 }
 
-struct prof_snap *prof_json_parse(const char *buf, size_t len, const char **err)
+int prof_jv_parse(const char *buf, size_t len, struct jv *out, char *err,
+                  size_t errlen)
 {
 	struct jp j = { .p = buf, .end = buf + len, .start = buf };
-	struct jv root;
-	memset(&root, 0, sizeof root);
-	struct prof_snap *s = NULL;
+	memset(out, 0, sizeof *out);
 	j.err[0] = 0;
-	bool ok = parse_value(&j, &root, 0);
+	bool ok = parse_value(&j, out, 0);
 	if (ok) {
 		ws(&j);
 		if (j.p != j.end)
 			ok = fail(&j, "trailing data after the JSON value");
 	}
 	if (!ok) {
-		snprintf(jerr, sizeof jerr, "not valid JSON: %s", j.err);
+		snprintf(err, errlen, "%s", j.err);
+		prof_jv_free(out);
+		memset(out, 0, sizeof *out);
+		return -1;
+	}
+	return 0;
+}
+
+struct prof_snap *prof_json_parse(const char *buf, size_t len, const char **err)
+{
+	struct jv root;
+	struct prof_snap *s = NULL;
+	char perr[200];
+	if (prof_jv_parse(buf, len, &root, perr, sizeof perr) != 0) {
+		snprintf(jerr, sizeof jerr, "not valid JSON: %s", perr);
 		goto out;
 	}
 	struct jm m;
@@ -608,7 +615,7 @@ struct prof_snap *prof_json_parse(const char *buf, size_t len, const char **err)
 		s = NULL;
 	}
 out:
-	jv_free(&root);
+	prof_jv_free(&root);
 	if (!s && err)
 		*err = jerr;
 	return s;

@@ -134,6 +134,7 @@ struct prof_thread {
 	struct prof_tchunk *pt_chunk;     /* trace events (see trace.c) */
 	struct sc_slot *pt_slot;          /* its schedctl slot or NULL */
 	char pt_comm[16];
+	int32_t pt_last_tid;              /* kept after exit: trace names */
 	struct prof_tentry pt_t[PROF_TENTRIES];
 };
 

@@ -222,7 +222,8 @@ static void thread_comm(int32_t tid, char *b, size_t n)
 {
 	unsigned nthr = __atomic_load_n(&prof_g.g_nthr, __ATOMIC_RELAXED);
 	for (unsigned t = 0; t < nthr; t++)
-		if (prof_g.g_thrpool[t].pt_tid == tid && prof_g.g_thrpool[t].pt_comm[0]) {
+		if (prof_g.g_thrpool[t].pt_last_tid == tid &&
+		    prof_g.g_thrpool[t].pt_comm[0]) {
 			snprintf(b, n, "%.15s", prof_g.g_thrpool[t].pt_comm);
 			return;
 		}

@@ -33,6 +33,8 @@
 #define PARK_NS 5000
 
 static char lock_a[40], lock_b[40];
+static int32_t pat_tids[3];
+static unsigned pat_linger_us;     /* each thread lives at least this long */
 static pthread_barrier_t pat_bar;
 static volatile int32_t pat_owner_tid;
 
@@ -121,16 +123,38 @@ void __attribute__((noinline)) site_a1_contended(void)
 	pthread_barrier_wait(&pat_bar);
 }
 
+static void pat_enter(int i)
+{
+	(void)schedctl_init();     /* a slot: its state can be read */
+	pat_tids[i] = (int32_t)gettid();
+	if (pat_linger_us)
+		usleep(pat_linger_us);
+}
+
 static void *pat_t1(void *arg)
 {
 	(void)arg;
-	(void)schedctl_init();     /* a slot: waiters can read our state */
+	pat_enter(0);
 	site_a1();
 	site_a2_hold();
 	return NULL;
 }
-static void *pat_t2(void *arg) { (void)arg; site_b1(); return NULL; }
-static void *pat_t3(void *arg) { (void)arg; site_a1_contended(); return NULL; }
+
+static void *pat_t2(void *arg)
+{
+	(void)arg;
+	pat_enter(1);
+	site_b1();
+	return NULL;
+}
+
+static void *pat_t3(void *arg)
+{
+	(void)arg;
+	pat_enter(2);
+	site_a1_contended();
+	return NULL;
+}
 
 /* Play the whole pattern; every thread joined on return. */
 static inline void pattern_run(void)
