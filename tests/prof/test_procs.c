@@ -1,0 +1,160 @@
+/* Several processes: fork children and exec'd programs each write their
+ * own profile (pid in the file name); a signal dumps a live profile
+ * without stopping the program; the preload writes profiles for an
+ * unmodified program and its children. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int run_env(const char *const argv[], const char *const env[])
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execve(argv[0], (char *const *)argv, (char *const *)env);
+		_exit(127);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static struct prof_snap *load(const char *path)
+{
+	size_t len;
+	char *j = slurp(path, &len);
+	cr_assert_not_null(j, "%s missing", path);
+	const char *err;
+	struct prof_snap *s = prof_json_parse(j, len, &err);
+	cr_assert_not_null(s, "%s: %s", path, err);
+	free(j);
+	return s;
+}
+
+static uint64_t total_acq(const struct prof_snap *s)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < s->nlocks; i++)
+		n += s->locks[i].l_c.c_acq;
+	return n;
+}
+
+/* Profiles in dir named prof.*.json, other than prof.json. */
+static int others(const char *dir, char names[][512], int max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, "prof.", 5) && strcmp(e->d_name, "prof.json") &&
+		    strstr(e->d_name, ".json") && n < max)
+			snprintf(names[n++], 512, "%s/%s", dir, e->d_name);
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void rm_dir(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(prof_procs, fork_and_exec_children_get_their_own_profile, .timeout = 60)
+{
+	char dir[] = "/tmp/prof_tree_XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char json[600], envj[700];
+	snprintf(json, sizeof json, "%s/prof.json", dir);
+	snprintf(envj, sizeof envj, "SCHEDCTL_PROFILE_JSON=%s", json);
+	const char *argv[] = { getenv("PROF_HELPER"), "tree", NULL };
+	const char *env[] = { envj, "SCHEDCTL_PROFILE_SIGNAL=0", NULL };
+	cr_assert_eq(run_env(argv, env), 0);
+	struct prof_snap *root = load(json);
+	cr_assert_eq(total_acq(root), 5);
+	char names[8][512];
+	int n = others(dir, names, 8);
+	cr_assert_eq(n, 2, "one profile per child");
+	uint64_t seen[2];
+	for (int i = 0; i < 2; i++) {
+		struct prof_snap *c = load(names[i]);
+		char want[64];
+		snprintf(want, sizeof want, "prof.%d.json", c->pid);
+		cr_assert(strstr(names[i], want), "pid %d in %s", c->pid, names[i]);
+		cr_assert_neq(c->pid, root->pid);
+		seen[i] = total_acq(c);
+		prof_snap_free(c);
+	}
+	cr_assert((seen[0] == 7 && seen[1] == 11) || (seen[0] == 11 && seen[1] == 7),
+	          "fork child 7, exec'd child 11: %llu %llu",
+	          (unsigned long long)seen[0], (unsigned long long)seen[1]);
+	prof_snap_free(root);
+	rm_dir(dir);
+}
+
+Test(prof_procs, signal_dumps_live_without_stopping, .timeout = 60)
+{
+	char dir[] = "/tmp/prof_sig_XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char json[600], live[700], envj[700];
+	snprintf(json, sizeof json, "%s/prof.json", dir);
+	snprintf(live, sizeof live, "%s.live", json);
+	snprintf(envj, sizeof envj, "SCHEDCTL_PROFILE_JSON=%s", json);
+	const char *argv[] = { getenv("PROF_HELPER"), "signal", NULL };
+	const char *env[] = { envj, NULL };
+	cr_assert_eq(run_env(argv, env), 0, "the program went on and exited 0");
+	struct prof_snap *l = load(live), *f = load(json);
+	cr_assert(!l->final && f->final);
+	cr_assert_eq(total_acq(l), 3);
+	cr_assert_eq(total_acq(f), 7);
+	prof_snap_free(l);
+	prof_snap_free(f);
+	rm_dir(dir);
+}
+
+Test(prof_procs, preload_profiles_an_unmodified_program_and_children,
+     .timeout = 60)
+{
+	char dir[] = "/tmp/prof_pre_XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char json[600], envj[700], pre[4200], out[700], envo[800];
+	snprintf(json, sizeof json, "%s/prof.json", dir);
+	snprintf(out, sizeof out, "%s/prof.txt", dir);
+	snprintf(envj, sizeof envj, "SCHEDCTL_PROFILE_JSON=%s", json);
+	snprintf(envo, sizeof envo, "SCHEDCTL_PROFILE_OUT=%s", out);
+	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", getenv("PROF_PRELOAD"));
+	/* A program on its own writes FILE. */
+	const char *argv1[] = { "/bin/true", NULL };
+	const char *env[] = { envj, envo, pre, "PATH=/usr/bin:/bin", NULL };
+	cr_assert_eq(run_env(argv1, env), 0);
+	struct prof_snap *r = load(json);
+	cr_assert_str_eq(r->comm, "true");
+	cr_assert_eq(r->nlocks, 0);
+	char *t = slurp(out, NULL);
+	cr_assert(t && strstr(t, "schedctl lock profile"), "text report too");
+	free(t);
+	prof_snap_free(r);
+	unlink(json);
+	/* dash forks a child for each true and leaves with _exit() (no exit
+	 * handlers, so no profile of its own): two children, two files
+	 * with their pids. */
+	const char *argv2[] = { "/bin/sh", "-c", "/bin/true; /bin/true", NULL };
+	cr_assert_eq(run_env(argv2, env), 0);
+	char names[8][512];
+	cr_assert_eq(others(dir, names, 8), 2, "one profile per child");
+	for (int i = 0; i < 2; i++) {
+		struct prof_snap *c = load(names[i]);
+		char want[64];
+		snprintf(want, sizeof want, "prof.%d.json", c->pid);
+		cr_assert(strstr(names[i], want));
+		cr_assert_str_eq(c->comm, "true");
+		prof_snap_free(c);
+	}
+	rm_dir(dir);
+}
