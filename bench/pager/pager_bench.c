@@ -14,7 +14,11 @@
  *                 default gives them).
  *   COW write     after the copy / fork, write one byte to each page of
  *                 64 MiB: the kernel's copy-on-write after fork against
- *                 the pager's (sequential and random page order).
+ *                 the pager's (sequential and random page order).  Random
+ *                 writes over the whole region make the pager collapse
+ *                 the copy's mappings (one copy of the rest, then case 1A
+ *                 faults); 400 random pages stay below that and measure
+ *                 one case 1B fault each.
  *
  * Usage: pager_bench [--rounds N] [--quick]
  */
@@ -162,9 +166,8 @@ static void write_pages(volatile char *b, const size_t *order, size_t n)
 }
 
 /* The kernel: the parent writes while a forked child holds the pages. */
-static double cow_fork(const size_t *order)
+static double cow_fork(const size_t *order, size_t n)
 {
-	size_t n = touch_len / PG;
 	char *b = native(touch_len, 0);
 	touch(b, touch_len, 1);
 	int p[2];
@@ -186,9 +189,8 @@ static double cow_fork(const size_t *order)
 	return t / (double)n;
 }
 
-static double cow_uvm(const size_t *order, int advice)
+static double cow_uvm(const size_t *order, size_t n, int advice)
 {
-	size_t n = touch_len / PG;
 	struct uvm_region *r = uvm_map_anon(touch_len, PROT_READ | PROT_WRITE);
 	if (!r)
 		die("uvm_map_anon");
@@ -211,7 +213,7 @@ enum {
 	FT_NATIVE, FT_NORMAL, FT_RANDOM, FT_SEQ,
 	CP_FORK4K, CP_FORKTHP, CP_UVM,
 	COW_FORK_SEQ, COW_UVM_SEQ, COW_UVM_SEQADV, COW_FORK_RND, COW_UVM_RND,
-	NVAR
+	COW_FORK_FEW, COW_UVM_FEW, NVAR
 };
 
 static const struct {
@@ -229,7 +231,9 @@ static const struct {
 	[COW_UVM_SEQ] = { "COW write after uvm_copy, sequential", "ns/page", COW_FORK_SEQ },
 	[COW_UVM_SEQADV] = { "COW write after uvm_copy, sequential, ADV_SEQUENTIAL", "ns/page", COW_FORK_SEQ },
 	[COW_FORK_RND]= { "COW write after fork, random order", "ns/page", -1 },
-	[COW_UVM_RND] = { "COW write after uvm_copy, random order", "ns/page", COW_FORK_RND },
+	[COW_UVM_RND] = { "COW write after uvm_copy, random order (collapses)", "ns/page", COW_FORK_RND },
+	[COW_FORK_FEW]= { "COW write after fork, 400 random pages", "ns/page", -1 },
+	[COW_UVM_FEW] = { "COW write after uvm_copy, 400 random pages (1B each)", "ns/page", COW_FORK_FEW },
 };
 
 int main(int argc, char **argv)
@@ -259,11 +263,14 @@ int main(int argc, char **argv)
 		v[CP_FORK4K][k] = copy_fork(0) / 1e3;
 		v[CP_FORKTHP][k] = copy_fork(1) / 1e3;
 		v[CP_UVM][k] = copy_uvm() / 1e3;
-		v[COW_FORK_SEQ][k] = cow_fork(NULL);
-		v[COW_UVM_SEQ][k] = cow_uvm(NULL, UVM_ADV_NORMAL);
-		v[COW_UVM_SEQADV][k] = cow_uvm(NULL, UVM_ADV_SEQUENTIAL);
-		v[COW_FORK_RND][k] = cow_fork(order);
-		v[COW_UVM_RND][k] = cow_uvm(order, UVM_ADV_RANDOM);
+		size_t np = touch_len / PG;
+		v[COW_FORK_SEQ][k] = cow_fork(NULL, np);
+		v[COW_UVM_SEQ][k] = cow_uvm(NULL, np, UVM_ADV_NORMAL);
+		v[COW_UVM_SEQADV][k] = cow_uvm(NULL, np, UVM_ADV_SEQUENTIAL);
+		v[COW_FORK_RND][k] = cow_fork(order, np);
+		v[COW_UVM_RND][k] = cow_uvm(order, np, UVM_ADV_RANDOM);
+		v[COW_FORK_FEW][k] = cow_fork(order, 400);
+		v[COW_UVM_FEW][k] = cow_uvm(order, 400, UVM_ADV_RANDOM);
 	}
 	printf("pager_bench: %d rounds, first touch and COW over %zu MiB, "
 	       "copy of %zu MiB\n\n", rounds, touch_len / MIB, copy_len / MIB);
