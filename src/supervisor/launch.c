@@ -6,8 +6,9 @@
  * run` started as, so the shell waits for the program itself and gets
  * its exit status and terminal as usual, and the supervisor's death
  * cannot take the exit status with it.  The supervisor is a grandchild
- * (double fork), in its own session so terminal signals (^C, ^Z) reach
- * only the program, and it traces the program as a non-parent tracer.
+ * (double fork), in its own process group so terminal signals (^C, ^Z)
+ * reach only the program, and it traces the program as a non-parent
+ * tracer.
  *
  *   P (becomes the program)          S (supervisor, grandchild)
  *   listen on the control socket
@@ -81,7 +82,15 @@ static void launch_close_others(const int *keep, int nkeep)
 static void launch_supervisor(pid_t p, int lfd, int a_w, int b_r)
 {
 	char c;
-	(void)setsid();
+	/* Out of the terminal's foreground group, so ^C and ^Z reach only the
+	 * program, but in the same session: with autogroup scheduling a new
+	 * session would be a new task group, and every synchronous hand-off
+	 * between the program and us would cross groups (measured ~20%
+	 * slower notifications). */
+	(void)setpgid(0, 0);
+	int ign[] = { SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
+	for (size_t i = 0; i < sizeof ign / sizeof ign[0]; i++)
+		signal(ign[i], SIG_IGN);
 	(void)prctl(PR_SET_NAME, "schedctl-sup", 0, 0, 0);
 	int keep[] = { lfd, a_w, b_r };
 	launch_close_others(keep, 3);

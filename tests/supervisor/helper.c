@@ -14,6 +14,7 @@
  *   exec PROG ARGS          exec another program
  *   killsup                 kill our tracer (the supervisor) while
  *                           threads ping-pong and sleep; check results
+ *   signals                 sleeps and condvar waits hit by signals
  *   cancel | sigblock | park   the illumos emulations
  *   pingpong N              N mutex+condvar round trips (benchmarks)
  */
@@ -361,6 +362,68 @@ static int mode_killsup(void)
 	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* ---- notifications interrupted by signals ---- */
+
+static atomic_int h_sigs;
+static atomic_int h_napper_done;
+
+static void h_on_usr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&h_sigs, 1);
+}
+
+static double h_now(void);
+
+/* 200 sleeps of 1 ms and 100 condvar waits of 1 ms, each restarted
+ * after every signal until its full time has passed. */
+static void *th_napper(void *a)
+{
+	double *slept = a;
+	double t0 = h_now();
+	for (int i = 0; i < 200; i++)
+		h_sleep_ms(1);
+	pthread_mutex_lock(&h_mu);
+	for (int i = 0; i < 100; i++) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 1000000;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		while (pthread_cond_timedwait(&h_cv, &h_mu, &dl) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&h_mu);
+	*slept = h_now() - t0;
+	atomic_store(&h_napper_done, 1);
+	return NULL;
+}
+
+static int mode_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = h_on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	double slept = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, th_napper, &slept);
+	int sent = 0;
+	while (!atomic_load(&h_napper_done)) {
+		pthread_kill(t, SIGUSR1);
+		sent++;
+		struct timespec ts = { 0, 300000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_join(t, NULL);
+	printf("sent=%d received=%d slept_ms=%.0f\n", sent, atomic_load(&h_sigs),
+	       slept * 1000);
+	return slept >= 0.300 && atomic_load(&h_sigs) > 0 ? 0 : 1;
+}
+
 /* ---- emulations ---- */
 
 static int mode_cancel(void)
@@ -448,6 +511,8 @@ int main(int argc, char **argv)
 		return mode_killsup();
 	if (!strcmp(m, "cancel"))
 		return mode_cancel();
+	if (!strcmp(m, "signals"))
+		return mode_signals();
 	if (!strcmp(m, "sigblock"))
 		return mode_sigblock();
 	if (!strcmp(m, "park"))

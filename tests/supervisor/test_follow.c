@@ -91,6 +91,13 @@ Test(follow, program_survives_the_supervisor_killed, .timeout = 120)
 	}
 }
 
+Test(follow, notifications_interrupted_by_signals, .timeout = 60)
+{
+	run_helper("--state-source=supervisor", "signals", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert_gt(su_field(r.out, "received"), 50, "%s", r.out);
+}
+
 Test(emulation, cancel_flag_makes_the_next_blocking_call_eintr, .timeout = 60)
 {
 	run_helper(NULL, "cancel", NULL);

@@ -1,0 +1,41 @@
+#!/bin/bash
+# bench.sh SCHEDCTL SUP_BENCH [ROUNDS]
+#
+# The supervisor benchmarks, side by side: each round runs every variant
+# once, in the same order; the table gives the median over the rounds
+# and ratios of medians.  Results: docs/benchmarks.md.
+set -eu
+sc=$1 b=$2 rounds=${3:-7}
+N=${SUP_BENCH_CALLS:-200000} P=${SUP_BENCH_PINGPONG:-50000} S=${SUP_BENCH_SPAWNS:-40}
+declare -A v
+add() { v[$1]="${v[$1]:-} $2"; }
+val() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" | head -n1; }
+for r in $(seq "$rounds"); do
+	add call_native "$("$b" call "$N" | val call_ns)"
+	add call_bare "$("$b" bare "$N" | val bare_ns)"
+	add call_sup "$("$sc" run --state-source=supervisor -- "$b" call "$N" | val call_ns)"
+	add call_sup_perf "$("$sc" run --state-source=perf -- "$b" call "$N" | val call_ns)"
+	add pp_native "$("$b" pingpong "$P" | val pingpong_ns)"
+	add pp_glibc "$("$sc" run --policy=glibc --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
+	add pp_owner "$("$sc" run --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
+	add pp_owner_auto "$("$sc" run -- "$b" pingpong "$P" | val pingpong_ns)"
+	add start_native "$("$b" spawn "$S" /bin/true | val spawn_ns)"
+	add start_run "$("$b" spawn "$S" "$sc" run -- /bin/true | val spawn_ns)"
+done
+med() { tr ' ' '\n' <<<"${v[$1]}" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$(med "$1")" -v b="$(med "$2")" 'BEGIN {printf "%.2f", a/b}'; }
+echo "| measurement | median | ratio |"
+echo "|---|---:|---:|"
+echo "| futex call, no filter (native) | $(med call_native) ns | |"
+echo "| notified call, bare SYNC_WAKE_UP supervisor | $(med call_bare) ns | 1.00 |"
+echo "| notified call, schedctl supervisor (supervisor source) | $(med call_sup) ns | $(ratio call_sup call_bare) x bare |"
+echo "| notified call, schedctl supervisor (perf source) | $(med call_sup_perf) ns | $(ratio call_sup_perf call_bare) x bare |"
+echo "| mutex+condvar round trip, native glibc | $(med pp_native) ns | 1.00 |"
+echo "| same under schedctl run --policy=glibc (supervisor source) | $(med pp_glibc) ns | $(ratio pp_glibc pp_native) x native |"
+echo "| same under schedctl run (owner policy, supervisor source) | $(med pp_owner) ns | $(ratio pp_owner pp_native) x native |"
+echo "| same under schedctl run (owner policy, auto source) | $(med pp_owner_auto) ns | $(ratio pp_owner_auto pp_native) x native |"
+echo "| start-up: /bin/true | $(med start_native) ns | 1.00 |"
+echo "| start-up: schedctl run -- /bin/true | $(med start_run) ns | $(ratio start_run start_native) x |"
+echo
+echo "rounds=$rounds calls=$N pingpong=$P spawns=$S; raw values:"
+for k in "${!v[@]}"; do echo "  $k:${v[$k]}"; done | sort

@@ -1,0 +1,204 @@
+/*
+ * sup_bench.c - workloads for the supervisor benchmarks (bench.sh runs
+ * them side by side and takes medians).
+ *
+ *   call N          N notified system calls that return at once (a
+ *                   FUTEX_WAIT whose word does not match: EAGAIN).  Run
+ *                   natively it is the bare syscall; under `schedctl run`
+ *                   each one is a full supervisor round trip (receive,
+ *                   slot look-up, state store, CONTINUE).
+ *   bare N          the same calls through the same filter, answered by
+ *                   the smallest possible supervisor: a forked process
+ *                   looping NOTIF_RECV / NOTIF_SEND(CONTINUE), with
+ *                   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.  The floor.
+ *   pingpong N      N mutex+condvar round trips between two threads.
+ *   spawn N PROG..  run PROG N times (fork, exec, wait); median time.
+ *
+ * Each prints one "name=value" line; times are nanoseconds.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/sv.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double calls(long n)
+{
+	uint32_t word = 1;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		(void)syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	return (double)(now_ns() - t0) / (double)n;
+}
+
+static void bare_server(int sock)
+{
+	char c;
+	int fd = -1;
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	                    .msg_control = u.b, .msg_controllen = sizeof u.b };
+	if (recvmsg(sock, &m, 0) <= 0 || !CMSG_FIRSTHDR(&m))
+		_exit(1);
+	memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
+	for (;;) {
+		struct seccomp_notif n;
+		memset(&n, 0, sizeof n);
+		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0) {
+			if (errno == EINTR || errno == ENOENT)
+				continue;
+			_exit(0);
+		}
+		struct seccomp_notif_resp r = { .id = n.id,
+			.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+		(void)ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
+	}
+}
+
+static int mode_bare(long n)
+{
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+		return 1;
+	pid_t p = fork();
+	if (p == 0) {
+		close(sp[0]);
+		bare_server(sp[1]);
+	}
+	close(sp[1]);
+	struct sv_notify_set set;
+	char err[128];
+	if (sv_notify_parse("futex", &set, err, sizeof err) < 0)
+		return 1;
+	int l = sv_filter_install(&set);
+	if (l < 0) {
+		fprintf(stderr, "filter: %s\n", strerror(-l));
+		return 1;
+	}
+	int sync = sv_listener_sync_wakeup(l) == 0;
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+	memset(&u, 0, sizeof u);
+	char c = 'l';
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	                    .msg_control = u.b, .msg_controllen = sizeof u.b };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &l, sizeof l);
+	if (sendmsg(sp[0], &m, 0) < 0)
+		return 1;
+	close(l);
+	calls(n / 10 + 1);                  /* warm up */
+	printf("bare_ns=%.0f sync_wakeup=%d\n", calls(n), sync);
+	kill(p, SIGKILL);
+	waitpid(p, NULL, 0);
+	return 0;
+}
+
+static pthread_mutex_t pp_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pp_cv = PTHREAD_COND_INITIALIZER;
+static int pp_turn;
+
+static void *pp_pong(void *a)
+{
+	long n = (long)a;
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(&pp_mu);
+		while (pp_turn != 1)
+			pthread_cond_wait(&pp_cv, &pp_mu);
+		pp_turn = 0;
+		pthread_cond_signal(&pp_cv);
+		pthread_mutex_unlock(&pp_mu);
+	}
+	return NULL;
+}
+
+static int mode_pingpong(long n)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, pp_pong, (void *)n);
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(&pp_mu);
+		pp_turn = 1;
+		pthread_cond_signal(&pp_cv);
+		while (pp_turn != 0)
+			pthread_cond_wait(&pp_cv, &pp_mu);
+		pthread_mutex_unlock(&pp_mu);
+	}
+	double ns = (double)(now_ns() - t0) / (double)n;
+	pthread_join(t, NULL);
+	printf("pingpong_ns=%.0f\n", ns);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int mode_spawn(long n, char **argv)
+{
+	uint64_t *t = calloc((size_t)n, sizeof *t);
+	for (long i = 0; i < n; i++) {
+		uint64_t t0 = now_ns();
+		pid_t p = fork();
+		if (p == 0) {
+			execv(argv[0], argv);
+			_exit(127);
+		}
+		int st;
+		waitpid(p, &st, 0);
+		t[i] = now_ns() - t0;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			return 1;
+	}
+	qsort(t, (size_t)n, sizeof *t, cmp_u64);
+	printf("spawn_ns=%llu\n", (unsigned long long)t[n / 2]);
+	free(t);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	long n = atol(argv[2]);
+	if (n <= 0)
+		return 2;
+	if (!strcmp(argv[1], "call")) {
+		calls(n / 10 + 1);
+		printf("call_ns=%.0f\n", calls(n));
+		return 0;
+	}
+	if (!strcmp(argv[1], "bare"))
+		return mode_bare(n);
+	if (!strcmp(argv[1], "pingpong"))
+		return mode_pingpong(n);
+	if (!strcmp(argv[1], "spawn") && argc > 3)
+		return mode_spawn(n, argv + 3);
+	return 2;
+}
