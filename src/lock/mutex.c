@@ -256,7 +256,8 @@ static bool lk_spin_enter(struct lk_mutex *m)
  */
 static void lk_wake_one(struct lk_mutex *m)
 {
-	if (__atomic_load_n(&m->lm_spinners, __ATOMIC_SEQ_CST) != 0)
+	if (__atomic_load_n(&m->lm_spinners, __ATOMIC_SEQ_CST) != 0 ||
+	    __atomic_load_n(&m->lm_waking, __ATOMIC_SEQ_CST) != 0)
 		return;
 	uint16_t z = 0;
 	if (!__atomic_compare_exchange_n(&m->lm_waking, &z, 1, false,

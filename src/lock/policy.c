@@ -32,8 +32,9 @@
 
 #include "lock/lock.h"
 
-#define LK_OWNER_SPIN_NS   50000u   /* 50 us: longer than the critical
-                                       sections worth spinning for */
+#define LK_OWNER_SPIN_NS   20000u   /* 20 us: about two park + wake round
+                                       trips here; beyond that, parking
+                                       costs less than spinning */
 #define LK_BLIND_SPIN_NS   5000u    /* 5 us: ~glibc adaptive's 100 tries */
 #define LK_BACKOFF_MAX     16u      /* pauses between looks at the word */
 
