@@ -31,6 +31,11 @@
  *             is registered, and a spinner never leaves without taking
  *             the lock or seeing a new holder (who will wake on unlock);
  *             a timed spinner that gives up passes the wake on
+ *   lm_waking one wake in flight: unlock sets it (CAS, seq_cst) before
+ *             FUTEX_WAKE and skips waking while it is set; the parked
+ *             waiter clears it (seq_cst) as soon as it runs, before it
+ *             re-reads lm_word, so an unlock that skipped the wake is
+ *             seen by that waiter's next attempt (Dekker again)
  *   lm_tid, lm_count  written by the holder only (relaxed), published to
  *             the next holder by the release/acquire of lm_word
  *   lm_kind   relaxed: set by init, which must happen-before any use
@@ -46,7 +51,11 @@
  * the lock over; a running thread (spinner or newcomer) may take it
  * ahead of parked waiters.  That keeps the lock moving while woken
  * waiters are still being scheduled, at the price of possible barging.
- * unlock wakes one waiter only when some are parked and nobody spins.
+ * unlock wakes one waiter only when some are parked, nobody spins, and
+ * no earlier wake is still in flight; a holder that releases and retakes
+ * the lock while its woken waiter is being scheduled makes no system
+ * call.  Spinners back off exponentially (1..lk_backoff_max() pauses
+ * between looks) so that they steal little of the holder's cache line.
  */
 #include <errno.h>
 #include <limits.h>

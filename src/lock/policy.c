@@ -18,8 +18,10 @@
  *          LK_BLIND_SPIN_NS bound instead
  *   spin   LK_BLIND_SPIN_NS, owner ignored (like glibc adaptive)
  *   park   no spinning
- * The bounds can be changed with SCHEDCTL_SPIN_US (owner) for
- * experiments; they are read once.
+ * For experiments, SCHEDCTL_SPIN_US (owner bound, 0..1000000) and
+ * SCHEDCTL_SPIN_BACKOFF (most pauses between two looks at a held lock
+ * word, 1..4096, default LK_BACKOFF_MAX) are read once at start-up.
+ * The spinner cap is ncpus - 1 with ncpus the CPUs online.
  */
 #include <dlfcn.h>
 #include <errno.h>
