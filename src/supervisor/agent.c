@@ -33,12 +33,12 @@
  * The newest filter wins a tie between filters, so the child's own
  * listener receives all of the child's notifications.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -146,7 +146,7 @@ static void agent_takeover(int listener)
 	                                            __ATOMIC_RELAXED) : 0;
 	if (base == 0)
 		base = ag.ag_learned_id;
-	for (uint64_t k = 0; k < AGENT_PROBE_IDS; k++)
+	for (uint64_t k = 0; base && k < AGENT_PROBE_IDS; k++)
 		agent_answer(listener, base + k);
 	agent_demote_slots();
 	sc_notice("supervisor gone; the program continues unsupervised");
@@ -164,6 +164,8 @@ static void *agent_watchdog(void *arg)
 {
 	struct agent_watch w = *(struct agent_watch *)arg;
 	free(arg);
+	if (w.aw_conn < 0)
+		goto orphan;              /* no supervisor to begin with */
 	/* Learning: answer the constructor's zero sleep. */
 	uint64_t id = agent_receive(w.aw_listener);
 	__atomic_store_n(&ag.ag_learned_id, id, __ATOMIC_RELEASE);
@@ -178,6 +180,7 @@ static void *agent_watchdog(void *arg)
 			continue;
 		break;
 	}
+orphan:
 	agent_takeover(w.aw_listener);
 	return NULL;
 }
@@ -262,15 +265,41 @@ static void agent_promote_self(void)
 		                 __ATOMIC_RELAXED);
 }
 
+/* No supervisor (it died before this image started), but this image
+ * may have inherited a filter whose listener is answered by watchdogs of
+ * other processes, any of which may exit while holding one of our calls.
+ * A filter of our own, answered by our own watchdog, isolates us: the
+ * newest filter receives our notifications. */
+static void agent_orphaned(void)
+{
+	sc_notice("supervisor unreachable; running unsupervised");
+	(void)schedctl_self();
+	if (ag.ag_listener >= 0)          /* the parent's */
+		close(ag.ag_listener);
+	ag.ag_listener = -1;
+	if (sv_status_field(getpid(), "Seccomp_filters") <= 0)
+		return;
+	int l = sv_filter_install(&ag.ag_set);
+	if (l < 0)
+		return;
+	(void)sv_listener_sync_wakeup(l);
+	if (agent_start_watchdog(-1, l) == 0)
+		ag.ag_listener = l;
+	else
+		close(l);
+}
+
 /* Steps 1-5 above.  => the image is single-threaded. */
 static void agent_setup_image(bool forked)
 {
 	ag.ag_conn = agent_connect();
 	if (ag.ag_conn < 0) {
-		sc_notice("supervisor unreachable; running unsupervised");
-		(void)schedctl_self();
+		agent_orphaned();
 		return;
 	}
+	if (ag.ag_listener >= 0)          /* the parent's: we get our own */
+		close(ag.ag_listener);
+	ag.ag_listener = -1;
 	sc_set_supervised(true);
 	agent_promote_self();
 	int l = sv_filter_install(&ag.ag_set);
@@ -294,9 +323,7 @@ static void agent_atfork_child(void)
 {
 	if (ag.ag_conn >= 0)
 		close(ag.ag_conn);
-	if (ag.ag_listener >= 0)
-		close(ag.ag_listener);
-	ag.ag_conn = ag.ag_listener = -1;
+	ag.ag_conn = -1;
 	ag.ag_hdr = NULL;
 	ag.ag_learned_id = 0;
 	agent_setup_image(true);

@@ -328,7 +328,48 @@ static void *th_sleeper(void *a)
 	return NULL;
 }
 
-static int mode_killsup(void)
+/* => 0 if every child did its work (a wait status otherwise). */
+static int h_after_death(const char *self)
+{
+	int st, fds[2];
+	pid_t p = fork();
+	if (p == 0) {
+		h_sleep_ms(2);
+		_exit(h_pingpong(1000) == 1000 ? 0 : 1);
+	}
+	waitpid(p, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return st;
+	p = fork();
+	if (p == 0) {
+		execl(self, self, "pingpong", "2000", (char *)NULL);
+		_exit(99);
+	}
+	waitpid(p, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return st;
+	if (pipe(fds) < 0)
+		return 1 << 8;
+	p = fork();
+	if (p == 0) {                  /* exits at once; its child works on */
+		if (fork() == 0) {
+			h_sleep_ms(20);
+			char c = h_pingpong(1000) == 1000 ? 'y' : 'n';
+			h_sleep_ms(5);
+			(void)!write(fds[1], &c, 1);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	waitpid(p, &st, 0);
+	char c = 0;
+	(void)!read(fds[0], &c, 1);
+	close(fds[0]);
+	return c == 'y' ? 0 : 2 << 8;
+}
+
+static int mode_killsup(const char *self)
 {
 	pid_t tr = h_tracer();
 	if (tr <= 0) {
@@ -343,14 +384,9 @@ static int mode_killsup(void)
 	long r2 = h_pingpong(20000);
 	h_sleep_ms(50);
 	long r3 = h_pingpong(20000);
-	/* fork after the supervisor is gone: the child must run too */
-	pid_t p = fork();
-	if (p == 0) {
-		h_sleep_ms(2);
-		_exit(h_pingpong(1000) == 1000 ? 0 : 1);
-	}
-	int st;
-	waitpid(p, &st, 0);
+	/* After the supervisor is gone: a fork child, an exec'd image, and a
+	 * grandchild that outlives its parent must all run. */
+	int st = h_after_death(self);
 	atomic_store(&h_stop, 1);
 	pthread_join(s, NULL);
 	sc_shared_t *me = schedctl_self();
@@ -508,7 +544,7 @@ int main(int argc, char **argv)
 		return 4;
 	}
 	if (!strcmp(m, "killsup"))
-		return mode_killsup();
+		return mode_killsup(argv[0]);
 	if (!strcmp(m, "cancel"))
 		return mode_cancel();
 	if (!strcmp(m, "signals"))
