@@ -122,9 +122,11 @@ Test(state, nanosleep_is_mostly_sleep, .timeout = 30)
 
 /*
  * Two busy threads pinned to CPU 0, watched from the last CPU: at any
- * moment the kernel runs one and the other waits, so a correct view
- * shows one ONPROC (on CPU 0) and one RUN, and each thread is seen in
- * both states over time.
+ * moment the kernel runs at most one of them and the other waits.  Both
+ * RUN is right too when something else has CPU 0 (a loaded machine).
+ * Wrong would be: either one SLEEP (they never block), both ONPROC, or
+ * the ONPROC one elsewhere than CPU 0.  On a quiet machine one ONPROC +
+ * one RUN holds in over 99% of samples (docs/benchmarks.md).
  */
 Test(state, two_threads_sharing_a_cpu, .timeout = 30)
 {
@@ -137,26 +139,32 @@ Test(state, two_threads_sharing_a_cpu, .timeout = 30)
 	pthread_create(&b.w_thr, NULL, busy_main, &b);
 	cr_assert(tu_wait_flag(&a.w_ready) && tu_wait_flag(&b.w_ready));
 	tu_sleep_us(20000);
-	int good = 0, cpu_ok = 0, a_on = 0, a_run = 0, b_on = 0, b_run = 0;
+	int one_each = 0, both_run = 0, wrong = 0;
+	int a_on = 0, a_run = 0, b_on = 0, b_run = 0;
 	for (int i = 0; i < SAMPLES; i++) {
 		int sa = schedctl_state(a.w_sc), sb = schedctl_state(b.w_sc);
 		int ca = schedctl_cpu(a.w_sc), cb = schedctl_cpu(b.w_sc);
 		a_on += sa == SC_ONPROC; a_run += sa == SC_RUN;
 		b_on += sb == SC_ONPROC; b_run += sb == SC_RUN;
-		bool one_each = (sa == SC_ONPROC && sb == SC_RUN) ||
-		                (sa == SC_RUN && sb == SC_ONPROC);
-		good += one_each;
-		cpu_ok += one_each && (sa == SC_ONPROC ? ca : cb) == 0;
+		if ((sa == SC_ONPROC && sb == SC_RUN && ca == 0) ||
+		    (sa == SC_RUN && sb == SC_ONPROC && cb == 0))
+			one_each++;
+		else if (sa == SC_RUN && sb == SC_RUN)
+			both_run++;
+		else
+			wrong++;
 		tu_sleep_us(200);
 	}
 	atomic_store(&stop_flag, 1);
 	pthread_join(a.w_thr, NULL);
 	pthread_join(b.w_thr, NULL);
-	cr_log_info("one ONPROC + one RUN in %d of %d samples; a %d/%d b %d/%d",
-	            good, SAMPLES, a_on, a_run, b_on, b_run);
-	cr_assert_geq(good * 100, SAMPLES * 95, "one ONPROC + one RUN in %d of %d",
-	              good, SAMPLES);
-	cr_assert_eq(cpu_ok, good, "the ONPROC thread is on CPU 0");
+	cr_log_info("of %d samples: one ONPROC on CPU 0 + one RUN %d, both RUN %d, "
+	            "impossible %d; a %d/%d b %d/%d", SAMPLES, one_each, both_run,
+	            wrong, a_on, a_run, b_on, b_run);
+	cr_assert_leq(wrong * 100, SAMPLES * 5, "impossible states in %d of %d",
+	              wrong, SAMPLES);
+	cr_assert_geq(one_each * 100, SAMPLES * 20, "one ONPROC + one RUN in only "
+	              "%d of %d (both RUN %d)", one_each, SAMPLES, both_run);
 	cr_assert(a_on > 0 && a_run > 0 && b_on > 0 && b_run > 0,
 	          "each seen in both: a %d/%d b %d/%d", a_on, a_run, b_on, b_run);
 }
