@@ -15,6 +15,9 @@
  *   killsup                 kill our tracer (the supervisor) while
  *                           threads ping-pong and sleep; check results
  *   signals                 sleeps and condvar waits hit by signals
+ *   cookie                  a futex wait with the runtime's mark is not
+ *                           notified, an unmarked one is
+ *   corrupt                 scribble over our slot pages, keep running
  *   cancel | sigblock | park   the illumos emulations
  *   pingpong N              N mutex+condvar round trips (benchmarks)
  */
@@ -32,7 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
 #include <schedctl.h>
+#include "sc/abi.h"               /* the slot layout, for the raw checks */
+#include "supervisor/proto.h"     /* SC_SYSCALL_COOKIE */
 
 extern char **environ;
 
@@ -65,6 +73,40 @@ static int mode_source(void)
 	sc_shared_t *me = schedctl_self();
 	printf("source=%s\n", me ? h_srcname(schedctl_source(me)) : "nil");
 	return me ? 0 : 1;
+}
+
+/* The kernel tid of a live thread, from glibc's pthread_t (the tid is
+ * what pthread_getattr_np cannot give; read it from the thread's own
+ * registration instead). */
+static pthread_mutex_t h_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { pthread_t t; pid_t tid; } h_reg[8];
+
+static pid_t h_tid_of(pthread_t t)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		pthread_mutex_lock(&h_reg_mu);
+		for (int i = 0; i < 8; i++)
+			if (h_reg[i].tid && pthread_equal(h_reg[i].t, t)) {
+				pid_t r = h_reg[i].tid;
+				pthread_mutex_unlock(&h_reg_mu);
+				return r;
+			}
+		pthread_mutex_unlock(&h_reg_mu);
+		h_sleep_ms(1);
+	}
+	return 0;
+}
+
+static void h_register(void)
+{
+	pthread_mutex_lock(&h_reg_mu);
+	for (int i = 0; i < 8; i++)
+		if (!h_reg[i].tid) {
+			h_reg[i].t = pthread_self();
+			h_reg[i].tid = gettid();
+			break;
+		}
+	pthread_mutex_unlock(&h_reg_mu);
 }
 
 /* ---- one blocked thread, sampled ---- */
@@ -460,6 +502,84 @@ static int mode_signals(void)
 	return slept >= 0.300 && atomic_load(&h_sigs) > 0 ? 0 : 1;
 }
 
+/* ---- the filter's cookie, and untrusted shared pages ---- */
+
+static uint32_t h_word_a, h_word_b;
+
+static void *th_futex(void *a)
+{
+	uint32_t *w = a;
+	schedctl_self();
+	h_register();
+	long cookie = w == &h_word_a ? (long)SC_SYSCALL_COOKIE : 0;
+	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) == 0)
+		syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, cookie);
+	return NULL;
+}
+
+static struct sc_slot *h_slot_of_tid(pid_t tid)
+{
+	return (struct sc_slot *)schedctl_of(tid);
+}
+
+/* A waiter marked with the cookie is never notified (ss_sysno stays
+ * unset); an unmarked one is (ss_sysno = futex). */
+static int mode_cookie(void)
+{
+	pthread_t a, b;
+	pthread_create(&a, NULL, th_futex, &h_word_a);
+	pthread_create(&b, NULL, th_futex, &h_word_b);
+	h_sleep_ms(100);
+	struct sc_slot *sa = h_slot_of_tid(h_tid_of(a)), *sb = h_slot_of_tid(h_tid_of(b));
+	uint32_t na = sa ? __atomic_load_n(&sa->ss_sysno, __ATOMIC_RELAXED) : 1;
+	uint32_t nb = sb ? __atomic_load_n(&sb->ss_sysno, __ATOMIC_RELAXED) : 1;
+	__atomic_store_n(&h_word_a, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&h_word_b, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &h_word_a, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	syscall(SYS_futex, &h_word_b, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	printf("cookie_sysno=%d plain_sysno=%d\n", (int)na, (int)nb);
+	return na == ~0u && nb == SYS_futex ? 0 : 1;
+}
+
+/* Scribble over our own slot region, shrink its memfd if we can reach
+ * it, and keep making notified calls: the supervisor must neither crash
+ * nor stop serving us. */
+static int mode_corrupt(void)
+{
+	struct sc_slot *me = (struct sc_slot *)schedctl_self();
+	if (!me)
+		return 2;
+	char *base = (char *)((uintptr_t)me & ~(uintptr_t)4095);
+	struct sc_region_hdr *h = (struct sc_region_hdr *)base;
+	if (h->rh_magic != SC_REGION_MAGIC)
+		return 3;               /* our slot is not in page 0 */
+	__atomic_store_n(&h->rh_npages, 0xffffffffu, __ATOMIC_RELEASE);
+	for (int i = 2; i < 64; i++) {
+		struct sc_slot *s = (struct sc_slot *)(base + i * 64);
+		s->ss_tid = gettid();
+		s->ss_source = (uint8_t)(i * 37);
+		s->ss_pub.sc_state = (unsigned short)(i * 1009);
+		s->ss_pub.sc_flgs = 0xff;
+		s->ss_pub.sc_sigblock = (char)(i & 1);
+	}
+	char path[96];
+	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx",
+	         (unsigned long)base, (unsigned long)base + SC_REGION_SIZE);
+	int fd = open(path, O_RDWR);
+	int shrunk = fd >= 0 && ftruncate(fd, 4096) == 0;
+	for (int i = 0; i < 300; i++) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	long pp = h_pingpong(2000);
+	pid_t tr = h_tracer();
+	printf("shrunk=%d tracer_alive=%d rounds=%ld\n", shrunk,
+	       tr > 0 && kill(tr, 0) == 0, pp);
+	return tr > 0 && pp == 2000 ? 0 : 1;
+}
+
 /* ---- emulations ---- */
 
 static int mode_cancel(void)
@@ -549,6 +669,10 @@ int main(int argc, char **argv)
 		return mode_cancel();
 	if (!strcmp(m, "signals"))
 		return mode_signals();
+	if (!strcmp(m, "cookie"))
+		return mode_cookie();
+	if (!strcmp(m, "corrupt"))
+		return mode_corrupt();
 	if (!strcmp(m, "sigblock"))
 		return mode_sigblock();
 	if (!strcmp(m, "park"))

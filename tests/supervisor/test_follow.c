@@ -98,6 +98,19 @@ Test(follow, notifications_interrupted_by_signals, .timeout = 60)
 	cr_assert_gt(su_field(r.out, "received"), 50, "%s", r.out);
 }
 
+Test(follow, runtime_waits_with_the_cookie_are_not_notified, .timeout = 60)
+{
+	run_helper("--state-source=supervisor", "cookie", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
+
+Test(follow, scribbled_slot_pages_do_not_hurt_the_supervisor, .timeout = 60)
+{
+	run_helper("--state-source=supervisor", "corrupt", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "tracer_alive=1"), "%s", r.out);
+}
+
 Test(emulation, cancel_flag_makes_the_next_blocking_call_eintr, .timeout = 60)
 {
 	run_helper(NULL, "cancel", NULL);
