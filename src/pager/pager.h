@@ -172,6 +172,8 @@ struct uvm_pager {
 	size_t up_runs_base;       /* per-region allowance (tests lower it) */
 	int up_inject_fail;        /* tests: fail this many anon_alloc()s;
 	                              relaxed atomics, it orders nothing */
+	/* tests: called between mmap and UFFDIO_REGISTER (region.c) */
+	void (*up_test_window)(uintptr_t va, size_t len);
 	struct pool up_pool;
 };
 

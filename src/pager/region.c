@@ -175,6 +175,8 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 		return -errno;
 	if (!PA_REAL(a))
 		return 0;
+	if (uvm_pager.up_test_window)     /* tests: act inside the window */
+		uvm_pager.up_test_window((uintptr_t)va, len);
 	int e = uffd_register((uintptr_t)va, len);
 	if (e)
 		return e;

@@ -3,6 +3,7 @@
  * and SIGBUS for a fault the pager cannot serve.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -187,4 +188,58 @@ Test(api, unservable_faults_raise_sigbus, .timeout = 20)
 	cr_assert_eq(b[0], 7);
 	cr_assert_eq(uvm_unmap(c, 0, 64 * PG), 0);
 	cr_assert_eq(uvm_unmap(r, 0, 64 * PG), 0);
+}
+
+static int read_int_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int v = -1;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Without privilege (and vm.unprivileged_userfaultfd=0) the pager falls
+ * back to UFFD_USER_MODE_ONLY and still works: zero fill, COW, fork.
+ * Faults taken inside system calls are not served in that mode, so a
+ * read() into an untouched page fails with EFAULT (docs/pager.md). */
+Test(api, unprivileged_user_mode_only, .timeout = 30)
+{
+	if (getuid() != 0)
+		cr_skip_test("needs root to drop privileges");
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(20);
+		struct uvm_region *r = uvm_map_anon(16 * PG, PROT_READ | PROT_WRITE);
+		if (!r)
+			_exit(21);
+		bool uo = uvm_pager.up_user_only;
+		if (read_int_file("/proc/sys/vm/unprivileged_userfaultfd") == 0 &&
+		    !uo)
+			_exit(22);
+		char *b = uvm_base(r);
+		b[0] = 5;
+		struct uvm_region *c = uvm_copy(r);
+		char *q = uvm_base(c);
+		q[0] = 6;
+		if (b[0] != 5 || q[0] != 6)
+			_exit(23);
+		int fds[2];
+		if (pipe(fds) || write(fds[1], "xyz", 3) != 3)
+			_exit(24);
+		ssize_t n = read(fds[0], b + 8 * PG, 3);
+		if (uo ? !(n == -1 && errno == EFAULT) : n != 3)
+			_exit(25);
+		pid_t g = fork();
+		if (g == 0) {
+			b[0] = 9;
+			_exit(q[0] == 6 && b[0] == 9 ? 0 : 1);
+		}
+		_exit(pu_wait(g) == 0 && b[0] == 5 ? 0 : 26);
+	}
+	cr_assert_eq(pu_wait(pid), 0);
 }

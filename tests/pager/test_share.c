@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "pager/pager.h"
 #include "util.h"
 
 #define MIB (1024u * 1024u)
@@ -132,4 +133,57 @@ Test(share, release_frees_unshared_pages)
 	cr_assert_eq(uvm_unmap(c, 0, np * PG), 0);
 	cr_assert_eq(pu_pool_pages(r), np - 32);
 	cr_assert_eq(uvm_unmap(r, 0, np * PG), 0);
+}
+
+/* A thread that touches an empty page while a collapse has it mapped
+ * but not yet registered gets a page from the kernel, not the pager.
+ * The collapse must adopt it: its data stays, and no page is left in
+ * the pool without an anon.  The hook plays that thread, deterministically
+ * (it runs in the pager thread, where an unregistered mapping is safe to
+ * touch). */
+static char *stray_page;   /* atomics: set by the test, taken by the hook */
+
+static void touch_in_window(uintptr_t va, size_t len)
+{
+	char *s = __atomic_load_n(&stray_page, __ATOMIC_ACQUIRE);
+	if (s && (uintptr_t)s >= va && (uintptr_t)s < va + len) {
+		*(volatile char *)s = 0x5a;
+		__atomic_store_n(&stray_page, NULL, __ATOMIC_RELEASE);
+	}
+}
+
+Test(share, collapse_adopts_pages_touched_while_unwatched)
+{
+	size_t np = 256;
+	struct uvm_region *r = uvm_map_anon(np * PG, PROT_READ | PROT_WRITE);
+	uvm_advise(r, UVM_ADV_RANDOM);
+	char *b = uvm_base(r);
+	for (size_t i = 0; i < np; i += 2)
+		b[i * PG] = 1;
+	struct uvm_region *c = uvm_copy(r);
+	uvm_advise(c, UVM_ADV_RANDOM);
+	char *q = uvm_base(c);
+	__atomic_store_n(&stray_page, q + 101 * PG, __ATOMIC_RELEASE);
+	/* atomic stores: plain ones around a plain store would be merged */
+	__atomic_store_n(&uvm_pager.up_runs_base, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&uvm_pager.up_test_window, touch_in_window,
+	                 __ATOMIC_SEQ_CST);
+	*(volatile char *)q = 2;              /* COW fault, then collapse */
+	__atomic_store_n(&uvm_pager.up_test_window, NULL, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&uvm_pager.up_runs_base, 64, __ATOMIC_SEQ_CST);
+	cr_assert_null(__atomic_load_n(&stray_page, __ATOMIC_ACQUIRE),
+	               "the hook did not run");
+	struct uvm_stats st;
+	cr_assert_eq(uvm_stats(c, &st), 0);
+	cr_assert_eq(st.us_collapses, 1);
+	cr_assert_eq(q[101 * PG], 0x5a);
+	cr_assert_eq(st.us_anons, np / 2 + 1);
+	struct uvm_region *snap = uvm_copy(c);  /* the page is c's anon now */
+	cr_assert_eq(((char *)uvm_base(snap))[101 * PG], 0x5a);
+	uvm_unmap(snap, 0, np * PG);
+	uvm_unmap(c, 0, np * PG);
+	cr_assert_eq(uvm_stats(r, &st), 0);
+	cr_assert_eq(st.us_pool_pages, np / 2);
+	cr_assert_eq(pu_pool_bytes(), (long long)(np / 2) * PG);
+	uvm_unmap(r, 0, np * PG);
 }
