@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -158,40 +159,64 @@ static void agent_takeover(int listener)
 	}
 }
 
-struct agent_watch { int aw_conn, aw_listener; };
+/* The watchdog is started before the filter exists, so it has no filter
+ * of its own (filters apply to the installing thread and the threads it
+ * creates later): none of its calls is ever notified.  It waits on
+ * aw_ready for the listener. */
+enum { AW_WAIT, AW_GO, AW_QUIT };
+static struct agent_watch {
+	int aw_conn;                  /* -1: orphan, no supervisor */
+	int aw_listener;              /* written before aw_ready = AW_GO */
+	bool aw_learn;                /* expect the learning call */
+	uint32_t aw_ready;            /* futex word; release/acquire */
+} ag_watch;
+
+/* The learning call: a zero clock_nanosleep, if the set notifies it. */
+static bool agent_can_learn(void)
+{
+	for (int i = 0; i < ag.ag_set.ns_n; i++)
+		if (ag.ag_set.ns_nr[i] == SYS_clock_nanosleep)
+			return true;
+	return false;
+}
 
 static void *agent_watchdog(void *arg)
 {
-	struct agent_watch w = *(struct agent_watch *)arg;
-	free(arg);
-	if (w.aw_conn < 0)
+	struct agent_watch *w = arg;
+	uint32_t st;
+	while ((st = __atomic_load_n(&w->aw_ready, __ATOMIC_ACQUIRE)) == AW_WAIT)
+		(void)syscall(SYS_futex, &w->aw_ready, FUTEX_WAIT_PRIVATE, AW_WAIT,
+		              NULL, NULL, 0);
+	if (st == AW_QUIT)
+		return NULL;
+	if (w->aw_conn < 0)
 		goto orphan;              /* no supervisor to begin with */
-	/* Learning: answer the constructor's zero sleep. */
-	uint64_t id = agent_receive(w.aw_listener);
-	__atomic_store_n(&ag.ag_learned_id, id, __ATOMIC_RELEASE);
-	if (id)
-		agent_answer(w.aw_listener, id);
+	if (w->aw_learn) {
+		/* Learning: answer the constructor's zero sleep. */
+		uint64_t id = agent_receive(w->aw_listener);
+		__atomic_store_n(&ag.ag_learned_id, id, __ATOMIC_RELEASE);
+		if (id)
+			agent_answer(w->aw_listener, id);
+	}
 	for (;;) {
 		char c;
 		struct iovec iov = { &c, 1 };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-		long r = sv_raw_syscall(SYS_recvmsg, w.aw_conn, (long)&m, 0, 0, 0);
-		if (r > 0 || r == -EINTR)
+		ssize_t r = recvmsg(w->aw_conn, &m, 0);
+		if (r > 0 || (r < 0 && errno == EINTR))
 			continue;
 		break;
 	}
 orphan:
-	agent_takeover(w.aw_listener);
+	agent_takeover(w->aw_listener);
 	return NULL;
 }
 
-static int agent_start_watchdog(int conn, int listener)
+static int agent_start_watchdog(int conn)
 {
-	struct agent_watch *w = malloc(sizeof *w);
-	if (!w)
-		return -ENOMEM;
-	w->aw_conn = conn;
-	w->aw_listener = listener;
+	ag_watch.aw_conn = conn;
+	ag_watch.aw_listener = -1;
+	ag_watch.aw_ready = AW_WAIT;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setstacksize(&a, 64 * 1024);
@@ -200,12 +225,21 @@ static int agent_start_watchdog(int conn, int listener)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
-	int e = ag.ag_create(&t, &a, agent_watchdog, w);
+	int e = ag.ag_create(&t, &a, agent_watchdog, &ag_watch);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&a);
-	if (e)
-		free(w);
 	return -e;
+}
+
+/* listener >= 0: go; -1: the watchdog is not needed after all. */
+static void agent_release_watchdog(int listener)
+{
+	ag_watch.aw_listener = listener;
+	ag_watch.aw_learn = ag_watch.aw_conn >= 0 && agent_can_learn();
+	__atomic_store_n(&ag_watch.aw_ready, listener >= 0 ? AW_GO : AW_QUIT,
+	                 __ATOMIC_RELEASE);
+	(void)syscall(SYS_futex, &ag_watch.aw_ready, FUTEX_WAKE_PRIVATE, 1,
+	              NULL, NULL, 0);
 }
 
 static void agent_send_hello(bool forked)
@@ -239,10 +273,13 @@ static void agent_send_hello(bool forked)
 		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
 	}
-	while (sendmsg(ag.ag_conn, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	/* The filter is in force and the supervisor does not have the
+	 * listener yet: whatever the notify set, these must not notify. */
+	while (sv_raw_syscall(SYS_sendmsg, ag.ag_conn, (long)&m, MSG_NOSIGNAL,
+	                      0, 0) == -EINTR)
 		;
 	if (ag.ag_region_fd >= 0) {
-		close(ag.ag_region_fd);
+		(void)sv_raw_syscall(SYS_close, ag.ag_region_fd, 0, 0, 0, 0);
 		ag.ag_region_fd = -1;
 	}
 }
@@ -277,16 +314,15 @@ static void agent_orphaned(void)
 	if (ag.ag_listener >= 0)          /* the parent's */
 		close(ag.ag_listener);
 	ag.ag_listener = -1;
-	if (sv_status_field(getpid(), "Seccomp_filters") <= 0)
+	if (sv_status_field(getpid(), "Seccomp_filters") <= 0 ||
+	    agent_start_watchdog(-1) < 0)
 		return;
 	int l = sv_filter_install(&ag.ag_set);
-	if (l < 0)
-		return;
-	(void)sv_listener_sync_wakeup(l);
-	if (agent_start_watchdog(-1, l) == 0)
+	if (l >= 0) {
+		(void)sv_listener_sync_wakeup(l);
 		ag.ag_listener = l;
-	else
-		close(l);
+	}
+	agent_release_watchdog(l);
 }
 
 /* Steps 1-5 above.  => the image is single-threaded. */
@@ -302,16 +338,19 @@ static void agent_setup_image(bool forked)
 	ag.ag_listener = -1;
 	sc_set_supervised(true);
 	agent_promote_self();
+	bool watched = agent_start_watchdog(ag.ag_conn) == 0;
 	int l = sv_filter_install(&ag.ag_set);
 	if (l < 0) {
 		sc_notice("cannot install the seccomp filter; "
 		          "thread states come from /proc sampling only");
-	} else {
-		if (sv_listener_sync_wakeup(l) < 0)
-			sc_notice("kernel lacks synchronous seccomp wake-ups; "
-			          "notified calls are slower");
-		ag.ag_listener = l;
-		if (agent_start_watchdog(ag.ag_conn, l) == 0) {
+	} else if (sv_listener_sync_wakeup(l) < 0) {
+		sc_notice("kernel lacks synchronous seccomp wake-ups; "
+		          "notified calls are slower");
+	}
+	ag.ag_listener = l;
+	if (watched) {
+		agent_release_watchdog(l);
+		if (l >= 0 && ag_watch.aw_learn) {
 			struct timespec zero = { 0, 0 };
 			(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &zero, NULL);
 		}

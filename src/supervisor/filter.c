@@ -216,15 +216,17 @@ int sv_filter_install(const struct sv_notify_set *set)
 	if (fd < 0)
 		return -errno;
 	/* The listener must not leak into exec'd images: each image gets
-	 * its own (the newest filter wins, see notify.c). */
-	(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+	 * its own (the newest filter wins, see notify.c).  The filter is in
+	 * force now: calls made until the supervisor has the listener carry
+	 * the cookie, so a notify set naming them cannot deadlock us. */
+	(void)sv_raw_syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0, 0);
 	return (int)fd;
 }
 
 int sv_listener_sync_wakeup(int listener)
 {
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-	          (uint64_t)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
-		return -errno;
-	return 0;
+	long r = sv_raw_syscall(SYS_ioctl, listener,
+	                        (long)SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+	                        (long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0, 0);
+	return r < 0 ? (int)r : 0;
 }

@@ -111,6 +111,14 @@ Test(follow, scribbled_slot_pages_do_not_hurt_the_supervisor, .timeout = 60)
 	cr_assert(strstr(r.out, "tracer_alive=1"), "%s", r.out);
 }
 
+Test(follow, notifying_the_agents_own_calls_does_not_deadlock, .timeout = 60)
+{
+	run_helper("--notify=+clone,+clone3,+mmap,+sendmsg,+close,+fcntl,+ioctl,"
+	           "+rt_sigprocmask,+mprotect,+recvmsg,+read,+write", "threads",
+	           "20");
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
+
 Test(emulation, cancel_flag_makes_the_next_blocking_call_eintr, .timeout = 60)
 {
 	run_helper(NULL, "cancel", NULL);
