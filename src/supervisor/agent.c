@@ -159,10 +159,11 @@ static void agent_takeover(int listener)
 	}
 }
 
-/* The watchdog is started before the filter exists, so it has no filter
- * of its own (filters apply to the installing thread and the threads it
- * creates later): none of its calls is ever notified.  It waits on
- * aw_ready for the listener. */
+/* The watchdog is started before this image's filter exists, so that
+ * filter never applies to it (a filter binds the installing thread and
+ * threads it creates later).  Filters inherited from a parent image do,
+ * so every call it makes carries the cookie.  It waits on aw_ready for
+ * the listener. */
 enum { AW_WAIT, AW_GO, AW_QUIT };
 static struct agent_watch {
 	int aw_conn;                  /* -1: orphan, no supervisor */
@@ -185,8 +186,8 @@ static void *agent_watchdog(void *arg)
 	struct agent_watch *w = arg;
 	uint32_t st;
 	while ((st = __atomic_load_n(&w->aw_ready, __ATOMIC_ACQUIRE)) == AW_WAIT)
-		(void)syscall(SYS_futex, &w->aw_ready, FUTEX_WAIT_PRIVATE, AW_WAIT,
-		              NULL, NULL, 0);
+		(void)sv_raw_syscall(SYS_futex, (long)&w->aw_ready,
+		                     FUTEX_WAIT_PRIVATE, AW_WAIT, 0, 0);
 	if (st == AW_QUIT)
 		return NULL;
 	if (w->aw_conn < 0)
@@ -202,8 +203,8 @@ static void *agent_watchdog(void *arg)
 		char c;
 		struct iovec iov = { &c, 1 };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t r = recvmsg(w->aw_conn, &m, 0);
-		if (r > 0 || (r < 0 && errno == EINTR))
+		long r = sv_raw_syscall(SYS_recvmsg, w->aw_conn, (long)&m, 0, 0, 0);
+		if (r > 0 || r == -EINTR)
 			continue;
 		break;
 	}
