@@ -19,6 +19,11 @@ for r in $(seq "$rounds"); do
 	add pp_glibc "$("$sc" run --policy=glibc --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
 	add pp_owner "$("$sc" run --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
 	add pp_owner_auto "$("$sc" run -- "$b" pingpong "$P" | val pingpong_ns)"
+	for us in 2000 500 200; do
+		out=$("$sc" run --state-source=supervisor --sample-us=$us -- "$b" accuracy 2000)
+		add acc_$us "$(val hog_agree_pct <<<"$out")"
+		add cpu_$us "$(sed -n 's/.*supervisor_cpu_pct=\([0-9]*\).*/\1/p' <<<"$out")"
+	done
 	add start_native "$("$b" spawn "$S" /bin/true | val spawn_ns)"
 	add start_run "$("$b" spawn "$S" "$sc" run -- /bin/true | val spawn_ns)"
 done
@@ -36,6 +41,9 @@ echo "| same under schedctl run (owner policy, supervisor source) | $(med pp_own
 echo "| same under schedctl run (owner policy, auto source) | $(med pp_owner_auto) ns | $(ratio pp_owner_auto pp_native) x native |"
 echo "| start-up: /bin/true | $(med start_native) ns | 1.00 |"
 echo "| start-up: schedctl run -- /bin/true | $(med start_run) ns | $(ratio start_run start_native) x |"
+for us in 2000 500 200; do
+	echo "| two threads sharing CPU 0: state agrees with the kernel's switch record, sampling floor $us us | $(med acc_$us) % | supervisor CPU $(med cpu_$us) % |"
+done
 echo
 echo "rounds=$rounds calls=$N pingpong=$P spawns=$S; raw values:"
 for k in "${!v[@]}"; do echo "  $k:${v[$k]}"; done | sort

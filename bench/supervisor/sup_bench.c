@@ -13,11 +13,21 @@
  *                   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.  The floor.
  *   pingpong N      N mutex+condvar round trips between two threads.
  *   spawn N PROG..  run PROG N times (fork, exec, wait); median time.
+ *   accuracy N      under `schedctl run --state-source=supervisor`: two
+ *                   busy threads sharing CPU 0 sampled N times from
+ *                   CPU 1 (a thread blocked in read() keeps the sampler
+ *                   realistic, its ring has no records); each compares
+ *                   schedctl_state() with the newest kernel switch record
+ *                   of a perf ring this program opens on the thread.
  *
  * Each prints one "name=value" line; times are nanoseconds.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -182,6 +192,141 @@ static int mode_spawn(long n, char **argv)
 	return 0;
 }
 
+/* ---- accuracy: the supervisor's states against the kernel's records ---- */
+
+static volatile int acc_stop;
+static int acc_tid[3];
+static int acc_pipe[2];
+
+static void acc_pin(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)sched_setaffinity(0, sizeof set, &set);
+}
+
+static void *acc_hog(void *a)
+{
+	int i = (int)(long)a;
+	acc_pin(0);
+	__atomic_store_n(&acc_tid[i], (int)gettid(), __ATOMIC_RELEASE);
+	while (!acc_stop)
+		;
+	return NULL;
+}
+
+static void *acc_reader(void *a)
+{
+	(void)a;
+	__atomic_store_n(&acc_tid[2], (int)gettid(), __ATOMIC_RELEASE);
+	char c;
+	(void)!read(acc_pipe[0], &c, 1);
+	return NULL;
+}
+
+/* A context-switch ring on another thread of ours, as src/sc/perf.c
+ * opens one on itself. */
+static char *acc_ring(int tid)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_DUMMY;
+	a.context_switch = 1;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	a.sample_id_all = 1;
+	a.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU;
+	long fd = syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	void *p = mmap(NULL, SC_RING_SIZE, PROT_READ, MAP_SHARED, (int)fd, 0);
+	close((int)fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* This program links the slot layer statically (for sc_perf_read), so
+ * its own schedctl_* would be a second, unsupervised copy: use the
+ * preload's, which set up our threads. */
+/* CPU seconds the supervisor (our tracer) has used, -1 if unknown. */
+static double acc_tracer_cpu(void)
+{
+	long tracer = sv_status_field(getpid(), "TracerPid");
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", tracer);
+	FILE *f = tracer > 0 ? fopen(path, "r") : NULL;
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	                 &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+typedef sc_shared_t *(*acc_of_fn)(pid_t);
+typedef int (*acc_state_fn)(const sc_shared_t *);
+
+static int mode_accuracy(long n)
+{
+	union { void *p; acc_of_fn f; } of = { dlsym(RTLD_NEXT, "schedctl_of") };
+	union { void *p; acc_state_fn f; } state = { dlsym(RTLD_NEXT, "schedctl_state") };
+	if (!of.p || !state.p) {
+		fprintf(stderr, "accuracy: run me under schedctl run\n");
+		return 1;
+	}
+	pthread_t t[3];
+	if (pipe(acc_pipe) < 0)
+		return 1;
+	acc_pin(1);
+	for (long i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, acc_hog, (void *)i);
+	pthread_create(&t[2], NULL, acc_reader, NULL);
+	for (int i = 0; i < 3; i++)
+		while (!__atomic_load_n(&acc_tid[i], __ATOMIC_ACQUIRE))
+			usleep(1000);
+	char *ring[3];
+	sc_shared_t *sc[3];
+	for (int i = 0; i < 3; i++) {
+		ring[i] = acc_ring(acc_tid[i]);
+		sc[i] = of.f(acc_tid[i]);
+		if (!ring[i] || !sc[i]) {
+			fprintf(stderr, "accuracy: no ring or slot\n");
+			return 1;
+		}
+	}
+	usleep(100000);
+	double cpu0 = acc_tracer_cpu();
+	uint64_t t0 = now_ns();
+	long agree_hog = 0, seen = 0;
+	for (long k = 0; k < n; k++) {
+		for (int i = 0; i < 2; i++) {
+			int kst, kcpu;
+			int st = state.f(sc[i]);
+			if (sc_perf_read(ring[i], &kst, &kcpu) != 1)
+				continue;
+			seen++;
+			agree_hog += st == kst;
+		}
+		usleep(500);
+	}
+	double cpu = acc_tracer_cpu() - cpu0, wall = (double)(now_ns() - t0) * 1e-9;
+	acc_stop = 1;
+	(void)!write(acc_pipe[1], "x", 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("hog_agree_pct=%.1f samples=%ld supervisor_cpu_pct=%.1f\n",
+	       seen ? 100.0 * (double)agree_hog / (double)seen : 0.0, seen,
+	       cpu0 >= 0 ? 100.0 * cpu / wall : -1.0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -198,6 +343,8 @@ int main(int argc, char **argv)
 		return mode_bare(n);
 	if (!strcmp(argv[1], "pingpong"))
 		return mode_pingpong(n);
+	if (!strcmp(argv[1], "accuracy"))
+		return mode_accuracy(n);
 	if (!strcmp(argv[1], "spawn") && argc > 3)
 		return mode_spawn(n, argv + 3);
 	return 2;

@@ -63,6 +63,8 @@ static struct run_opt run_opts[] = {
 	  "owner|spin|park|glibc: lock policy (default owner)", NULL },
 	{ "notify", SC_ENV_NOTIFY, NULL, NULL,
 	  "LIST: notified system calls, e.g. default,+read,-poll", NULL },
+	{ "sample-us", "SCHEDCTL_SAMPLE_US", NULL, NULL,
+	  "N: /proc sampling floor in microseconds (>= 50; default 2000)", NULL },
 	{ "profile", "SCHEDCTL_PROFILE", run_flag, NULL,
 	  "profile lock spin and park behaviour", NULL },
 	{ "profile-out", "SCHEDCTL_PROFILE_OUT", NULL, NULL,
@@ -108,6 +110,10 @@ static int run_check_value(const struct run_opt *o, const char *v,
 	}
 	if (!*v)
 		return cli_usage_error("%s: --%s needs a value", from, o->ro_name);
+	if (strcmp(o->ro_env, "SCHEDCTL_SAMPLE_US") == 0 &&
+	    cli_parse_count(v, 1000000) < 50)
+		return cli_usage_error("%s: --sample-us needs a number of "
+		                       "microseconds from 50 to 1000000", from);
 	if (o->ro_env == (const char *)SC_ENV_NOTIFY) {
 		struct sv_notify_set set;
 		char err[128];

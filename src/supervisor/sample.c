@@ -18,7 +18,8 @@
  * Cost and interval: each thread costs a pread or three on descriptors
  * kept open (no open/close per tick).  The interval adapts to that cost
  * so sampling stays near 2% of one CPU: interval = clamp(50 x last
- * sweep, 2 ms, 200 ms).
+ * sweep, 2 ms, 200 ms).  SCHEDCTL_SAMPLE_US (`--sample-us`) lowers the
+ * floor and allows 10%: interval = clamp(10 x sweep, N us, 200 ms).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,14 +156,30 @@ static void sample_task(struct sv_task *t, void *arg)
 	sv_slot_store(s, state, cpu);
 }
 
+/* SCHEDCTL_SAMPLE_US: a shorter floor, paid for with up to 10% of a CPU
+ * (the default floor keeps sampling near 2%). */
+static void sample_floor(uint64_t *floor_ns, uint64_t *factor)
+{
+	static uint64_t f_ns, f_x;
+	if (!f_ns) {
+		const char *e = getenv("SCHEDCTL_SAMPLE_US");
+		long us = e ? strtol(e, NULL, 10) : 0;
+		f_ns = us >= 50 ? (uint64_t)us * 1000 : SAMPLE_MIN_NS;
+		f_x = us >= 50 ? 10 : 50;
+	}
+	*floor_ns = f_ns;
+	*factor = f_x;
+}
+
 void sv_sample_tick(void)
 {
-	uint64_t t0 = sv_now_ns();
+	uint64_t t0 = sv_now_ns(), floor_ns, factor;
+	sample_floor(&floor_ns, &factor);
 	sv_task_foreach(sample_task, &t0);
 	uint64_t cost = sv_now_ns() - t0;
-	uint64_t iv = cost * 50;
-	if (iv < SAMPLE_MIN_NS)
-		iv = SAMPLE_MIN_NS;
+	uint64_t iv = cost * factor;
+	if (iv < floor_ns)
+		iv = floor_ns;
 	if (iv > SAMPLE_MAX_NS)
 		iv = SAMPLE_MAX_NS;
 	sv.st_interval_ns = iv;
