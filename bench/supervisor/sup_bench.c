@@ -120,8 +120,11 @@ static int mode_bare(long n)
 	if (sendmsg(sp[0], &m, 0) < 0)
 		return 1;
 	close(l);
+	/* bare-ring: the caller carries a context-switch perf ring, as a
+	 * perf-source thread does, to price the records apart. */
+	int ring = getenv("SUP_BENCH_RING") && sc_perf_attach(sc_perf_reserve(1)) == 0;
 	calls(n / 10 + 1);                  /* warm up */
-	printf("bare_ns=%.0f sync_wakeup=%d\n", calls(n), sync);
+	printf("bare_ns=%.0f sync_wakeup=%d ring=%d\n", calls(n), sync, ring);
 	kill(p, SIGKILL);
 	waitpid(p, NULL, 0);
 	return 0;
