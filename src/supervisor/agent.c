@@ -4,16 +4,22 @@
  *
  * Per process image (the constructor, and again in every fork child):
  *   1. connect to the supervisor (SCHEDCTL_SUPERVISOR); unreachable ->
- *      the image runs unsupervised, with a notice;
+ *      agent_orphaned() below;
  *   2. take the calling thread's slot, which creates the slot region;
- *      the region hook keeps a copy of the memfd for step 5;
- *   3. install the seccomp filter (filter.c) on this, the only, thread:
- *      NEW_LISTENER excludes TSYNC, so it must happen while the image is
- *      single-threaded (the constructor, a fork child);
- *   4. start the watchdog, and make one notified call (a zero
- *      clock_nanosleep) that the watchdog answers: it now knows an id
- *      of this listener's sequence (ids are per listener and ascending);
+ *      the region hook keeps a copy of the memfd for step 5 (and if a
+ *      dependency's constructor took a slot first, the library kept the
+ *      fd for us and the slot is promoted to the supervisor source);
+ *   3. start the watchdog, then install the seccomp filter (filter.c) on
+ *      this, the only, thread: NEW_LISTENER excludes TSYNC, so it must
+ *      happen while the image is single-threaded (the constructor, a
+ *      fork child), and the watchdog, created first, is not bound by it;
+ *   4. hand the listener to the watchdog and make one notified call (a
+ *      zero clock_nanosleep, if the notify set has it) that the watchdog
+ *      answers: it now knows an id of this listener's sequence (ids are
+ *      per listener and ascending);
  *   5. send the hello with the listener and the region (proto.h).
+ * From 3 to 5 the filter is in force but nobody else has the listener:
+ * every call made there carries the cookie, whatever the notify set.
  *
  * The watchdog (one thread per image, all signals blocked, only
  * cookie-marked system calls) holds a copy of the listener and blocks
@@ -27,11 +33,13 @@
  * notified calls would fail with ENOSYS once the supervisor's listener
  * closed; without the answering, they would hang.
  *
- * Why a fork child gets its own filter and listener: the watchdog that
- * answered for the parent does not exist in the child, and a shared
- * listener would leave the child's calls to a parent that may be gone.
- * The newest filter wins a tie between filters, so the child's own
- * listener receives all of the child's notifications.
+ * Each listener has exactly one answerer, in the process that uses it: a
+ * watchdog that exits while holding a received notification would leave
+ * that call waiting forever, so listeners are never shared between
+ * processes.  Hence a fork child gets its own filter and listener (the
+ * newest filter wins a tie, so the child's listener receives all of the
+ * child's notifications), and so does an image that starts after the
+ * supervisor died (agent_orphaned()), answered by its own watchdog.
  */
 #include <errno.h>
 #include <fcntl.h>
