@@ -16,10 +16,14 @@ for r in $(seq "$rounds"); do
 	add call_bare_ring "$(SUP_BENCH_RING=1 "$b" bare "$N" | val bare_ns)"
 	add call_sup "$("$sc" run --state-source=supervisor -- "$b" call "$N" | val call_ns)"
 	add call_sup_perf "$("$sc" run --state-source=perf -- "$b" call "$N" | val call_ns)"
-	add pp_native "$("$b" pingpong "$P" | val pingpong_ns)"
-	add pp_glibc "$("$sc" run --policy=glibc --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
-	add pp_owner "$("$sc" run --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
-	add pp_owner_auto "$("$sc" run -- "$b" pingpong "$P" | val pingpong_ns)"
+	for pin in same split; do
+		export SUP_BENCH_PIN=$pin
+		add pp_native_$pin "$("$b" pingpong "$P" | val pingpong_ns)"
+		add pp_glibc_$pin "$("$sc" run --policy=glibc --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
+		add pp_owner_$pin "$("$sc" run --state-source=supervisor -- "$b" pingpong "$P" | val pingpong_ns)"
+		add pp_owner_auto_$pin "$("$sc" run -- "$b" pingpong "$P" | val pingpong_ns)"
+		unset SUP_BENCH_PIN
+	done
 	for us in 2000 500 200; do
 		out=$("$sc" run --state-source=supervisor --sample-us=$us -- "$b" accuracy 2000)
 		add acc_$us "$(val hog_agree_pct <<<"$out")"
@@ -38,10 +42,14 @@ echo "| notified call, schedctl supervisor (supervisor source) | $(med call_sup)
 echo "| notified call, schedctl supervisor (perf source) | $(med call_sup_perf) ns | $(ratio call_sup_perf call_bare) x bare |"
 echo "| notified call, bare supervisor, caller has a perf switch ring | $(med call_bare_ring) ns | $(ratio call_bare_ring call_bare) x bare |"
 echo "| notified call, schedctl supervisor (perf source) vs bare with ring | | $(ratio call_sup_perf call_bare_ring) x |"
-echo "| mutex+condvar round trip, native glibc | $(med pp_native) ns | 1.00 |"
-echo "| same under schedctl run --policy=glibc (supervisor source) | $(med pp_glibc) ns | $(ratio pp_glibc pp_native) x native |"
-echo "| same under schedctl run (owner policy, supervisor source) | $(med pp_owner) ns | $(ratio pp_owner pp_native) x native |"
-echo "| same under schedctl run (owner policy, auto source) | $(med pp_owner_auto) ns | $(ratio pp_owner_auto pp_native) x native |"
+for pin in same split; do
+	where="both threads on CPU 0"
+	[ $pin = split ] && where="threads on CPU 0 and CPU 1"
+	echo "| mutex+condvar round trip, $where, native glibc | $(med pp_native_$pin) ns | 1.00 |"
+	echo "| same under schedctl run --policy=glibc (supervisor source) | $(med pp_glibc_$pin) ns | $(ratio pp_glibc_$pin pp_native_$pin) x native |"
+	echo "| same under schedctl run (owner policy, supervisor source) | $(med pp_owner_$pin) ns | $(ratio pp_owner_$pin pp_native_$pin) x native |"
+	echo "| same under schedctl run (owner policy, auto source) | $(med pp_owner_auto_$pin) ns | $(ratio pp_owner_auto_$pin pp_native_$pin) x native |"
+done
 echo "| start-up: /bin/true | $(med start_native) ns | 1.00 |"
 echo "| start-up: schedctl run -- /bin/true | $(med start_run) ns | $(ratio start_run start_native) x |"
 for us in 2000 500 200; do

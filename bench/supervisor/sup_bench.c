@@ -134,9 +134,31 @@ static pthread_mutex_t pp_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pp_cv = PTHREAD_COND_INITIALIZER;
 static int pp_turn;
 
+/* SUP_BENCH_PIN=same: both threads on CPU 0; split: CPU 0 and CPU 1.
+ * Unpinned, the kernel's placement (and, in a VM, idle wake-up latency)
+ * moves a native round trip between ~10 and ~50 us from run to run. */
+static int pp_cpu(int who)
+{
+	const char *p = getenv("SUP_BENCH_PIN");
+	if (!p)
+		return -1;
+	return strcmp(p, "split") == 0 ? who : 0;
+}
+
+static void pp_pin(int cpu)
+{
+	if (cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)sched_setaffinity(0, sizeof set, &set);
+}
+
 static void *pp_pong(void *a)
 {
 	long n = (long)a;
+	pp_pin(pp_cpu(1));
 	for (long i = 0; i < n; i++) {
 		pthread_mutex_lock(&pp_mu);
 		while (pp_turn != 1)
@@ -151,6 +173,7 @@ static void *pp_pong(void *a)
 static int mode_pingpong(long n)
 {
 	pthread_t t;
+	pp_pin(pp_cpu(0));
 	pthread_create(&t, NULL, pp_pong, (void *)n);
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < n; i++) {

@@ -207,11 +207,12 @@ static int mode_hogs(int n)
 		h_sleep_ms(1);
 	}
 	const char *src = a ? h_srcname(schedctl_source(a)) : "nil";
+	int cpus_ok = a && b && schedctl_cpu(a) == 0 && schedctl_cpu(b) == 0;
 	atomic_store(&h_stop, 1);
 	pthread_join(t[0], NULL);
 	pthread_join(t[1], NULL);
-	printf("source=%s pair=%d both_on=%d odd=%d total=%d on=%d,%d run=%d,%d\n",
-	       src, pair, both_on, odd, n,
+	printf("source=%s cpu0=%d pair=%d both_on=%d odd=%d total=%d on=%d,%d run=%d,%d\n",
+	       src, cpus_ok, pair, both_on, odd, n,
 	       seen_on[0], seen_on[1], seen_run[0], seen_run[1]);
 	return 0;
 }

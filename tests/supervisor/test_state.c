@@ -49,6 +49,7 @@ Test(state, supervisor_two_hogs_on_one_cpu, .timeout = 60)
 	double before = load1();
 	run_helper("--state-source=supervisor", "hogs");
 	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
+	cr_assert_eq(su_field(r.out, "cpu0"), 1, "sc_cpu of both is 0: %s", r.out);
 	/* Never reported: a state other than ONPROC/RUN for a busy thread, or
 	 * both on the one CPU they share (margins for a noisy machine). */
 	cr_assert_leq(su_field(r.out, "odd") * 100, SAMPLES * 5, "%s", r.out);
