@@ -107,16 +107,17 @@ struct lk_mutex {
 	uint32_t lm_word;      /* owner id | LK_* flags; futex word */
 	uint32_t lm_count;     /* recursion depth (recursive type) */
 	int32_t  lm_tid;       /* owner's tid (recursive, errorcheck) */
-	uint32_t lm_nwait;     /* threads parked or about to park */
+	uint32_t lm_nusers;    /* glibc __nusers: untouched */
 	int32_t  lm_kind;      /* glibc __kind: type | pass-through bits */
 	uint16_t lm_spinners;  /* threads spinning on this lock now */
-	uint16_t lm_waking;    /* a woken waiter has not run yet */
+	uint16_t lm_pad;
 	uint64_t lm_unused[2]; /* glibc __list: untouched */
 };
 
 #define LK_OWNER_MASK   0x1ffffu   /* slot index, or LK_ANON_OWNER */
 #define LK_ANON_OWNER   0x10000u   /* holder has no schedctl slot */
 #define LK_LHP_SEEN     0x40000000u /* a waiter saw the holder preempted */
+#define LK_CONTENDED    0x80000000u /* waiters may be parked */
 
 /* glibc __kind bits (nptl/pthreadP.h). */
 #define LK_KIND_TYPE_MASK  3

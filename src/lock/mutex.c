@@ -4,11 +4,13 @@
  *
  * Lock word (lm_word, the futex word):
  *   0                      unlocked
- *   id | [LK_LHP_SEEN]     held by the thread whose schedctl slot index
+ *   LK_CONTENDED           unlocked, and waiters may be parked
+ *   id | flags             held by the thread whose schedctl slot index
  *                          is id (1..65535), or LK_ANON_OWNER when the
  *                          holder has no slot (its slot could not be set
  *                          up, or it runs after its slot was released)
- *   LK_LHP_SEEN            a waiter saw this holder preempted while it
+ *   flags: LK_CONTENDED    waiters may be parked: unlock must wake one
+ *          LK_LHP_SEEN     a waiter saw this holder preempted while it
  *                          held the lock and counted it in the holder's
  *                          ss_lhp (once per hold)
  * PTHREAD_MUTEX_INITIALIZER (all zeros) is an unlocked normal mutex.
@@ -19,43 +21,41 @@
  * child.  Ownership checks (errorcheck, recursive) use lm_tid, as glibc
  * does, so a child never mistakes a parent thread for itself.
  *
+ * Waking (the classic three-state futex mutex, with the owner in the
+ * word): a thread about to park sets LK_CONTENDED and sleeps on the
+ * word's value; unlock exchanges the word with 0 and wakes one waiter
+ * iff LK_CONTENDED was set.  A thread that takes the lock after having
+ * had to park or mark it (the slow path) takes it as id | LK_CONTENDED,
+ * because others may still be parked; a spinner or a trylock keeps the
+ * flag as it finds it.  So a holder that releases and retakes the lock
+ * while its woken waiter is being scheduled retakes it without the flag
+ * and makes no further system call until that waiter marks it again.
+ * A waiter that gives up (timeout) leaves the flag it set, so the holder
+ * still wakes the next one.
+ *
  * Memory orders:
- *   acquire   CAS 0 -> id (acquire) pairs with unlock's exchange
- *             (seq_cst, a release) of the previous holder
- *   lm_nwait  waiters add (seq_cst) before they re-read lm_word and park;
- *             unlock exchanges lm_word then loads lm_nwait (seq_cst):
- *             Dekker's pattern, so either the unlocker sees the waiter
- *             or the waiter's futex_wait sees the changed word
- *   lm_spinners  the same pattern between a spinner's decrement and
- *             unlock's load: unlock skips the wake only while a spinner
- *             is registered, and a spinner never leaves without taking
- *             the lock or seeing a new holder (who will wake on unlock);
- *             a timed spinner that gives up passes the wake on
- *   lm_waking one wake in flight: unlock sets it (CAS, seq_cst) before
- *             FUTEX_WAKE and skips waking while it is set; the parked
- *             waiter clears it (seq_cst) as soon as it runs, before it
- *             re-reads lm_word, so an unlock that skipped the wake is
- *             seen by that waiter's next attempt (Dekker again)
+ *   lm_word   taking the lock is a CAS with acquire, releasing it an
+ *             exchange with release; flag updates by waiters are relaxed
+ *             CASes (they publish nothing but the flag, and the kernel
+ *             re-reads the word under its own lock in FUTEX_WAIT)
+ *   lm_spinners  relaxed counter for the spinner cap (a hint)
  *   lm_tid, lm_count  written by the holder only (relaxed), published to
  *             the next holder by the release/acquire of lm_word
  *   lm_kind   relaxed: set by init, which must happen-before any use
  *
  * Policies (lk_policy()): owner spins only while the holder's slot says
- * SC_ONPROC (re-read every few iterations and whenever the holder
- * changes), at most lk_max_spinners() (ncpus - 1) spinners per lock,
- * for at most lk_spin_limit_ns(); a holder whose state is unknown gets
- * the short blind bound.  spin spins blindly for the short bound.  park
- * never spins.  Every policy parks on the futex through lk_park().
+ * SC_ONPROC (re-read every other look and whenever the holder changes),
+ * at most lk_max_spinners() (ncpus - 1) spinners per lock, for at most
+ * lk_spin_limit_ns(); a holder whose state is unknown gets the short
+ * blind bound.  spin spins blindly for the short bound.  park never
+ * spins.  Every policy parks on the futex through lk_park().  Spinners
+ * back off exponentially (1..lk_backoff_max() pauses between looks) so
+ * that they steal little of the holder's cache line.
  *
  * Fairness: none promised, as glibc.  A releasing thread does not hand
  * the lock over; a running thread (spinner or newcomer) may take it
  * ahead of parked waiters.  That keeps the lock moving while woken
  * waiters are still being scheduled, at the price of possible barging.
- * unlock wakes one waiter only when some are parked, nobody spins, and
- * no earlier wake is still in flight; a holder that releases and retakes
- * the lock while its woken waiter is being scheduled makes no system
- * call.  Spinners back off exponentially (1..lk_backoff_max() pauses
- * between looks) so that they steal little of the holder's cache line.
  */
 #include <errno.h>
 #include <limits.h>
@@ -210,6 +210,13 @@ static inline bool lk_try_take(struct lk_mutex *m, uint32_t me)
 	                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
+/* => w: a value of the word with no owner.  Take it as val. */
+static inline bool lk_take_free(struct lk_mutex *m, uint32_t w, uint32_t val)
+{
+	return __atomic_compare_exchange_n(&m->lm_word, &w, val, false,
+	                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
 /* A waiter saw holder slot s runnable but off CPU: count one lock-holder
  * preemption for this hold (the first waiter to mark the word wins). */
 static void lk_count_lhp(struct lk_mutex *m, uint32_t w, struct sc_slot *s)
@@ -250,56 +257,19 @@ static bool lk_spin_enter(struct lk_mutex *m)
 			return false;
 	} while (!__atomic_compare_exchange_n(&m->lm_spinners, &n,
 	                                      (uint16_t)(n + 1), true,
-	                                      __ATOMIC_SEQ_CST,
+	                                      __ATOMIC_RELAXED,
 	                                      __ATOMIC_RELAXED));
 	return true;
 }
 
 /*
- * Waiters are parked and the lock was just released: wake one, unless a
- * running thread will take the lock anyway (a spinner) or a waiter woken
- * earlier has not run yet (lm_waking).  The woken waiter clears
- * lm_waking when it runs (lk_woke), so while it is being scheduled the
- * holder can release and retake the lock without a system call each
- * time.  If the wake found nobody, the flag is cleared here.
- */
-static void lk_wake_one(struct lk_mutex *m)
-{
-	if (__atomic_load_n(&m->lm_spinners, __ATOMIC_SEQ_CST) != 0 ||
-	    __atomic_load_n(&m->lm_waking, __ATOMIC_SEQ_CST) != 0)
-		return;
-	uint16_t z = 0;
-	if (!__atomic_compare_exchange_n(&m->lm_waking, &z, 1, false,
-	                                 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-		return;
-	if (sc_futex_wake(&m->lm_word, 1, true) <= 0)
-		__atomic_store_n(&m->lm_waking, 0, __ATOMIC_SEQ_CST);
-}
-
-/* A parked waiter is running again (woken or not): it stands for the
- * wake in flight, so later unlocks may wake another. */
-static inline void lk_woke(struct lk_mutex *m)
-{
-	if (__atomic_load_n(&m->lm_waking, __ATOMIC_RELAXED))
-		__atomic_store_n(&m->lm_waking, 0, __ATOMIC_SEQ_CST);
-}
-
-/* A waiter leaving without the lock: if the lock is free and others are
- * parked, the wake that unlock may have skipped for us is passed on. */
-static void lk_pass_wake(struct lk_mutex *m)
-{
-	if (__atomic_load_n(&m->lm_word, __ATOMIC_SEQ_CST) == 0 &&
-	    __atomic_load_n(&m->lm_nwait, __ATOMIC_SEQ_CST) != 0)
-		lk_wake_one(m);
-}
-
-/*
- * One spin phase.
+ * One spin phase; flag is LK_CONTENDED for a waiter that has parked
+ * before (it takes the lock flagged, for those still parked).
  * => true: the lock is ours.  false: stop spinning and park (or the
  *    deadline passed).  The spinner registration is dropped either way.
  */
 static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
-                    const struct lk_deadline *dl)
+                    const struct lk_deadline *dl, uint32_t flag)
 {
 	if (!lk_spin_enter(m))
 		return false;
@@ -310,14 +280,12 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 	bool got = false;
 	for (unsigned i = 0;; i++) {
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
-		if (w == 0) {
-			if (lk_try_take(m, me)) {
+		if ((w & LK_OWNER_MASK) == 0) {
+			if (lk_take_free(m, w, me | flag | (w & LK_CONTENDED))) {
 				got = true;
 				break;
 			}
-			w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
-			if (w == 0)
-				continue;
+			continue;
 		}
 		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 1) == 0)) {
 			seen = w & LK_OWNER_MASK;
@@ -342,39 +310,48 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		if (backoff < backoff_max)
 			backoff <<= 1;
 	}
-	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_RELAXED);
 	return got;
 }
 
 /*
  * => the fast path failed; me is our owner id.
- * => 0 with the lock held, or ETIMEDOUT (dl only) without it.
+ * => 0 with the lock held, or ETIMEDOUT (dl only) without it; in that
+ *    case LK_CONTENDED stays set if we set it, so the holder still wakes
+ *    the next waiter.
  */
 static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
                         const struct lk_deadline *dl)
 {
 	int pol = lk_policy();
+	uint32_t flag = 0;     /* LK_CONTENDED once we have parked */
 	for (;;) {
-		if (pol != LK_PARK && lk_spin(m, me, pol, dl))
+		if (pol != LK_PARK && lk_spin(m, me, pol, dl, flag))
 			return 0;
-		__atomic_add_fetch(&m->lm_nwait, 1, __ATOMIC_SEQ_CST);
-		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_SEQ_CST);
-		long r = 0;
-		if (w != 0) {
-			r = lk_park(&m->lm_word, w, dl, true);
-			lk_woke(m);
-		}
-		if (r != -ETIMEDOUT) {
-			if (lk_try_take(m, me)) {
-				__atomic_sub_fetch(&m->lm_nwait, 1, __ATOMIC_SEQ_CST);
-				return 0;
+		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
+		for (;;) {
+			if ((w & LK_OWNER_MASK) == 0) {
+				/* Free: take it, flagged, for whoever is parked. */
+				if (lk_take_free(m, w, me | LK_CONTENDED))
+					return 0;
+				w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
+				continue;
+			}
+			if (w & LK_CONTENDED)
+				break;
+			if (__atomic_compare_exchange_n(&m->lm_word, &w,
+			                                w | LK_CONTENDED, false,
+			                                __ATOMIC_RELAXED,
+			                                __ATOMIC_RELAXED)) {
+				w |= LK_CONTENDED;
+				break;
 			}
 		}
-		__atomic_sub_fetch(&m->lm_nwait, 1, __ATOMIC_SEQ_CST);
-		if (r == -ETIMEDOUT) {
-			lk_pass_wake(m);
+		if (lk_park(&m->lm_word, w, dl, true) == -ETIMEDOUT)
 			return ETIMEDOUT;
-		}
+		/* Woken (or not): the unlock that woke us cleared the flag,
+		 * and others may still be parked. */
+		flag = LK_CONTENDED;
 	}
 }
 
@@ -453,14 +430,23 @@ int lk_mutex_trylock(struct lk_mutex *m)
 	int32_t tid;
 	uint32_t me = lk_self(&tid);
 	int type = lk_type(m);
-	if (type == LK_NORMAL || type == LK_ADAPTIVE)
-		return lk_try_take(m, me) ? 0 : EBUSY;
-	int r = lk_relock_check(m, type, tid, EBUSY);
-	if (r >= 0)
-		return r;
-	if (!lk_try_take(m, me))
-		return EBUSY;
-	lk_set_holder(m, tid);
+	if (type == LK_RECURSIVE || type == LK_ERRORCHECK) {
+		int r = lk_relock_check(m, type, tid, EBUSY);
+		if (r >= 0)
+			return r;
+	}
+	uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
+	for (;;) {
+		if (w & LK_OWNER_MASK)
+			return EBUSY;
+		/* Keep LK_CONTENDED: parked waiters still need a wake. */
+		if (__atomic_compare_exchange_n(&m->lm_word, &w,
+		                                me | (w & LK_CONTENDED), false,
+		                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			break;
+	}
+	if (type == LK_RECURSIVE || type == LK_ERRORCHECK)
+		lk_set_holder(m, tid);
 	return 0;
 }
 
@@ -475,9 +461,9 @@ int lk_mutex_unlock(struct lk_mutex *m)
 			return 0;
 		__atomic_store_n(&m->lm_tid, 0, __ATOMIC_RELAXED);
 	}
-	(void)__atomic_exchange_n(&m->lm_word, 0, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&m->lm_nwait, __ATOMIC_SEQ_CST) != 0)
-		lk_wake_one(m);
+	uint32_t old = __atomic_exchange_n(&m->lm_word, 0, __ATOMIC_RELEASE);
+	if (old & LK_CONTENDED)
+		sc_futex_wake(&m->lm_word, 1, true);
 	return 0;
 }
 
