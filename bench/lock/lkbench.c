@@ -9,7 +9,9 @@
  * unlock until told to stop; the counter is checked against the sum of
  * the workers' own counts (a lost update fails the run).  Hogs are
  * threads spinning on the CPU for the whole run.  glibc variants call
- * glibc directly; ours go through the same dispatch the preload uses.
+ * glibc directly; ours go through the same dispatch the preload uses,
+ * and their threads have schedctl slots (with a kernel switch ring
+ * where perf allows), which glibc's threads get only with --glibc-slots.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -36,6 +38,7 @@ struct lkb_opts {
 	int o_variants[V_N], o_nvariants;
 	int o_reps, o_ms;
 	bool o_csv;
+	bool o_glibc_slots;
 };
 
 struct lkb_shared {
@@ -44,6 +47,7 @@ struct lkb_shared {
 	char s_pad[64];
 	int s_go, s_stop;            /* acquire/release flags */
 	int s_variant;
+	bool s_slots;                /* glibc variants: set up schedctl too */
 	unsigned s_cs_iters;
 };
 
@@ -54,6 +58,7 @@ struct lkb_worker {
 };
 
 static double lkb_ns_per_iter;
+static bool lkb_glibc_slots;   /* --glibc-slots */
 
 static inline void lkb_busy(unsigned n)
 {
@@ -102,6 +107,8 @@ static void *lkb_work(void *arg)
 	struct lkb_shared *sh = w->w_sh;
 	unsigned iters = sh->s_cs_iters;
 	long ops = 0;
+	if (sh->s_slots)
+		(void)sc_thread_setup();
 	while (!__atomic_load_n(&sh->s_go, __ATOMIC_ACQUIRE))
 		sched_yield();
 	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED)) {
@@ -132,6 +139,7 @@ static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
 	pthread_t tw[MAXTHREADS], th[MAXLIST];
 	memset(&sh, 0, sizeof sh);
 	sh.s_variant = variant;
+	sh.s_slots = lkb_glibc_slots;
 	sh.s_cs_iters = cs_ns > 0 ? (unsigned)(cs_ns / lkb_ns_per_iter + 0.5) : 0;
 	if (variant <= V_ADAPTIVE) {
 		pthread_mutexattr_t a;
@@ -204,6 +212,7 @@ static void lkb_usage(FILE *f)
 	fprintf(f,
 	"usage: schedctl bench [--quick] [--threads=LIST] [--cs=LIST] [--hogs=LIST]\n"
 	"                      [--variants=LIST] [--reps=N] [--ms=N] [--csv]\n"
+	"                      [--glibc-slots]\n"
 	"Lock throughput (Mops/s) of glibc's default and adaptive mutexes and the\n"
 	"owner, spin and park policies, side by side; medians of interleaved runs.\n"
 	"  --threads=LIST   worker threads (default 1,2,4,8,16)\n"
@@ -214,6 +223,8 @@ static void lkb_usage(FILE *f)
 	"  --ms=N           length of one run in ms (default 100)\n"
 	"  --quick          threads 1,4,16, cs 0,1000, hogs 0,2, 3 reps of 50 ms\n"
 	"  --csv            comma-separated output\n"
+	"  --glibc-slots    give glibc's threads schedctl slots (and kernel switch\n"
+	"                   rings) too, to compare the lock algorithms alone\n"
 	"exit status: 0 done, 1 a run failed, 2 usage error\n");
 }
 
@@ -278,8 +289,9 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 	o->o_reps = 5;
 	o->o_ms = 100;
 	o->o_csv = false;
+	o->o_glibc_slots = false;
 	enum { O_THREADS = 256, O_CS, O_HOGS, O_VARIANTS, O_REPS, O_MS, O_QUICK,
-	       O_CSV, O_HELP };
+	       O_CSV, O_HELP, O_SLOTS };
 	static const struct option lo[] = {
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cs", required_argument, NULL, O_CS },
@@ -289,6 +301,7 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 		{ "ms", required_argument, NULL, O_MS },
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "csv", no_argument, NULL, O_CSV },
+		{ "glibc-slots", no_argument, NULL, O_SLOTS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -334,6 +347,9 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 			break;
 		case O_CSV:
 			o->o_csv = true;
+			break;
+		case O_SLOTS:
+			o->o_glibc_slots = true;
 			break;
 		case 'h':
 		case O_HELP:
@@ -414,6 +430,7 @@ int lkb_main(int argc, char **argv)
 		return 1;
 	}
 	lkb_calibrate();
+	lkb_glibc_slots = o.o_glibc_slots;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	const char *why;
 	(void)lk_slice_ext_available(&why);
