@@ -9,6 +9,8 @@
  *   SCHEDCTL_PROFILE_SORT=contended|wait|spin|hold, SCHEDCTL_PROFILE_TOP=N
  *   SCHEDCTL_PROFILE_SIGNAL=USR2|USR1|N|0   live dump signal (0: none)
  *   SCHEDCTL_PROFILE_MAX_LOCKS, _MAX_SITES, _MAX_STACKS: record caps
+ *   SCHEDCTL_PROFILE_HOLD_SAMPLE=N  time 1 in N uncontended holds
+ *                                (default 1: every hold, exact)
  *   SCHEDCTL_TRACE_EVENTS=N, SCHEDCTL_TRACE_INTERVAL_US=N
  *
  * Several processes: the first process image that starts profiling
@@ -104,6 +106,7 @@ int prof_init_from_env(void)
 	c.pc_signal = parse_signal(getenv("SCHEDCTL_PROFILE_SIGNAL"));
 	c.pc_max_locks = env_uint("SCHEDCTL_PROFILE_MAX_LOCKS", 16384, 16, 1u << 20);
 	c.pc_max_sites = env_uint("SCHEDCTL_PROFILE_MAX_SITES", 16384, 16, 1u << 20);
+	c.pc_hold_sample = env_uint("SCHEDCTL_PROFILE_HOLD_SAMPLE", 1, 1, 1u << 20);
 	c.pc_max_stacks = env_uint("SCHEDCTL_PROFILE_MAX_STACKS", 16384, 16, 1u << 20);
 	c.pc_trace_events = env_uint("SCHEDCTL_TRACE_EVENTS", 1u << 20, 1024, 1u << 26);
 	c.pc_trace_interval_us = env_uint("SCHEDCTL_TRACE_INTERVAL_US", 1000, 50,

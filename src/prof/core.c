@@ -15,6 +15,16 @@
  *     pt_held/pt_nheld which waiters read (relaxed) to find the holder's
  *     site, and the counters a report reads (relaxed).
  *
+ *   - The two cds_lfht tables are used WITHOUT rcu read-side sections:
+ *     nothing is ever removed from them and they never resize (fixed
+ *     bucket count, no CDS_LFHT_AUTO_RESIZE), so no node or bucket is
+ *     ever reclaimed and a lookup can never see freed memory.  This is
+ *     required, not a shortcut: liburcu-bp registers a thread on its
+ *     first read-side lock by taking its registry mutex, and when the
+ *     acquisition being profiled is that very mutex (liburcu's own
+ *     thread registration and exit paths lock it through our
+ *     pthread_mutex_lock) the thread would deadlock on itself.
+ *
  * Lock state: nothing here blocks except prof_thr_lock (thread pool,
  * leaf, futex based); nothing calls malloc or stdio.
  */
@@ -187,6 +197,7 @@ int prof_core_init(const struct prof_config *cfg)
 	g->g_other_lock = &g->g_lockpool[nl];
 	lock_init(g->g_other_lock, nl, NULL);
 	g->g_bt_every = 1;
+	g->g_hold_every = cfg->pc_hold_sample ? cfg->pc_hold_sample : 1;
 	g->g_pid = getpid();
 	if (pthread_key_create(&prof_key, thread_exit_destructor) != 0)
 		return -EAGAIN;
@@ -194,7 +205,7 @@ int prof_core_init(const struct prof_config *cfg)
 	return 0;
 }
 
-/* => rcu read-side held.  The lock's record: found, added, or the
+/* The lock's record: found, added, or the
  *    overflow record when the pool is spent. */
 static struct prof_lockrec *lock_get(const void *lock)
 {
@@ -233,7 +244,7 @@ static void site_push(struct prof_lockrec *lr, struct prof_siterec *sr)
 static void site_add_stack(struct prof_siterec *sr, const uintptr_t *pc, int n);
 
 /* The site record of (lock, pc): found, added, or the lock's overflow
- * site.  Takes the rcu read-side lock itself. */
+ * site. */
 static struct prof_siterec *site_get(const void *lock, uintptr_t pc)
 {
 	struct prof_global *g = &prof_g;
@@ -242,7 +253,6 @@ static struct prof_siterec *site_get(const void *lock, uintptr_t pc)
 	struct cds_lfht_iter it;
 	struct prof_siterec *sr = NULL;
 	bool fresh = false;
-	urcu_bp_read_lock();
 	cds_lfht_lookup(g->g_sites, h, site_match, &k, &it);
 	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
 	if (n) {
@@ -272,7 +282,6 @@ static struct prof_siterec *site_get(const void *lock, uintptr_t pc)
 	site_push(lr, sr);
 	fresh = true;
 out:
-	urcu_bp_read_unlock();
 	if (fresh) {
 		/* First reference: every site gets one stack, contended
 		 * or not. */
@@ -346,11 +355,13 @@ static void entry_flush(struct prof_tentry *te)
 	struct prof_counts *c = &sr->sr_c;
 	add(&c->c_acq, te->te_acq);
 	add(&c->c_hold_ns, te->te_hold_ns);
+	add(&c->c_hold_n, te->te_hold_n);
 	atomic_max(&c->c_hold_max_ns, te->te_hold_max_ns);
 	for (int i = 0; i < PROF_HIST_N; i++)
 		add(&c->c_hold_hist[i], te->te_hist[i]);
 	__atomic_store_n(&te->te_acq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&te->te_hold_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&te->te_hold_n, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&te->te_hold_max_ns, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < PROF_HIST_N; i++)
 		__atomic_store_n(&te->te_hist[i], 0, __ATOMIC_RELAXED);
@@ -368,6 +379,8 @@ static void thread_release(void *arg)
 	}
 	add(&prof_g.g_untracked, pt->pt_untracked);
 	pt->pt_untracked = 0;
+	uint64_t now = prof_tick();
+	prof_trace_event(pt, PROF_EV_STATE, now, now, NULL, SC_FREE);
 	__atomic_store_n(&pt->pt_nheld, 0, __ATOMIC_RELAXED);
 	int32_t tid = pt->pt_tid;
 	if (tid > 0 && (unsigned)tid < prof_g.g_maxtid)
@@ -417,6 +430,10 @@ struct prof_thread *prof_self(void)
 		__atomic_store_n(&prof_g.g_bytid[tid], pt, __ATOMIC_RELAXED);
 	tls_pt = pt;
 	(void)pthread_setspecific(prof_key, pt);
+	/* Running now, by definition: every thread that takes a lock has a
+	 * state on the timeline even if the sampler never caught it. */
+	uint64_t now = prof_tick();
+	prof_trace_event(pt, PROF_EV_STATE, now, now, NULL, SC_ONPROC);
 	return pt;
 }
 
@@ -479,7 +496,14 @@ static struct prof_tentry *count_acquired(struct prof_thread *pt,
 	}
 	struct prof_held *h = &pt->pt_held[n];
 	h->h_te = te;
-	h->h_t0 = prof_tick();
+	/* Timestamps are most of the fast path's cost: time every
+	 * contended hold, and 1 in g_hold_every of the others. */
+	if ((hflags & PROF_HELD_TIMED) || pt->pt_hold_left-- == 0) {
+		pt->pt_hold_left = prof_g.g_hold_every - 1;
+		h->h_t0 = prof_tick();
+	} else {
+		h->h_t0 = 0;
+	}
 	h->h_lhp0 = my_lhp(pt);
 	h->h_flags = hflags;
 	__atomic_store_n(&h->h_site, te->te_site, __ATOMIC_RELAXED);
@@ -509,23 +533,27 @@ void prof_released_slow(const void *lock)
 	if (!pt)
 		return;
 	tls_busy++;
-	uint64_t now = prof_tick();
+	uint64_t now = 0;
 	uint32_t n = pt->pt_nheld;
 	for (uint32_t i = n; i-- > 0;) {
 		struct prof_held *h = &pt->pt_held[i];
 		if (h->h_lock != lock)
 			continue;
 		struct prof_tentry *te = h->h_te;
-		uint64_t ns = prof_ticks_ns(now - h->h_t0);
-		te->te_hold_ns += ns;
-		if (ns > te->te_hold_max_ns)
-			te->te_hold_max_ns = ns;
-		unsigned b = prof_hist_bucket(ns);
-		if (++te->te_hist[b] >= (1u << 31))
-			entry_flush(te);
+		if (h->h_t0) {
+			uint64_t ns = prof_ticks_ns((now ? now : (now = prof_tick())) -
+			                            h->h_t0);
+			te->te_hold_ns += ns;
+			te->te_hold_n++;
+			if (ns > te->te_hold_max_ns)
+				te->te_hold_max_ns = ns;
+			unsigned b = prof_hist_bucket(ns);
+			if (++te->te_hist[b] >= (1u << 31))
+				entry_flush(te);
+		}
 		if (my_lhp(pt) != h->h_lhp0)
 			add(&te->te_site->sr_c.c_lhp, 1);
-		if (h->h_flags & PROF_HELD_TRACE)
+		if ((h->h_flags & PROF_HELD_TRACE) && h->h_t0)
 			prof_trace_event(pt, PROF_EV_HOLD, h->h_t0, now, lock, 0);
 		/* Remove entry i: later (inner) holds move down one. */
 		__atomic_store_n(&h->h_lock, NULL, __ATOMIC_RELAXED);
@@ -629,8 +657,8 @@ void prof_contended_slow(const void *lock, struct prof_acq *a, const void *pc)
 	uintptr_t cpc = caller_pc(pc);
 	struct prof_siterec *sr;
 	if (pt) {
-		sr = count_acquired(pt, lock, cpc, prof_g.g_trace ? PROF_HELD_TRACE : 0)
-		     ->te_site;
+		sr = count_acquired(pt, lock, cpc, PROF_HELD_TIMED |
+		                    (prof_g.g_trace ? PROF_HELD_TRACE : 0))->te_site;
 	} else {
 		sr = site_get(lock, cpc);
 		add(&sr->sr_c.c_acq, 1);
@@ -733,6 +761,8 @@ void prof_site_counts(const struct prof_siterec *sr, struct prof_counts *out)
 			out->c_acq += __atomic_load_n(&te->te_acq, __ATOMIC_RELAXED);
 			out->c_hold_ns += __atomic_load_n(&te->te_hold_ns,
 			                                  __ATOMIC_RELAXED);
+			out->c_hold_n += __atomic_load_n(&te->te_hold_n,
+			                                 __ATOMIC_RELAXED);
 			uint64_t mx = __atomic_load_n(&te->te_hold_max_ns,
 			                              __ATOMIC_RELAXED);
 			if (mx > out->c_hold_max_ns)

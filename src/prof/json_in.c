@@ -387,6 +387,7 @@ static bool counts_at(struct jm *m, const struct jv *o, struct prof_counts *c)
 	    !u64_at(m, o, "wait_ns", &c->c_wait_ns, false) ||
 	    !u64_at(m, o, "wait_max_ns", &c->c_wait_max_ns, false) ||
 	    !u64_at(m, o, "hold_ns", &c->c_hold_ns, false) ||
+	    !u64_at(m, o, "hold_timed", &c->c_hold_n, false) ||
 	    !u64_at(m, o, "hold_max_ns", &c->c_hold_max_ns, false) ||
 	    !u64_at(m, o, "lock_holder_preemptions", &c->c_lhp, false) ||
 	    !u64_at(m, o, "timeouts", &c->c_timeouts, false) ||

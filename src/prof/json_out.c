@@ -45,6 +45,7 @@ static void counts(struct prof_out *o, const struct prof_counts *c, bool m)
 	u64(o, "wait_ns", c->c_wait_ns, true);
 	u64(o, "wait_max_ns", c->c_wait_max_ns, true);
 	u64(o, "hold_ns", c->c_hold_ns, true);
+	u64(o, "hold_timed", c->c_hold_n, true);
 	u64(o, "hold_max_ns", c->c_hold_max_ns, true);
 	u64(o, "lock_holder_preemptions", c->c_lhp, true);
 	u64(o, "timeouts", c->c_timeouts, true);

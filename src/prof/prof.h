@@ -93,7 +93,9 @@ struct prof_acq {
 	uint8_t  pa_park_reason;  /* enum prof_park_reason (first park) */
 	uint8_t  pa_spun;         /* any spin phase */
 	uint8_t  pa_can_spin;     /* PROF_SPINS seen: spin columns are real */
-	uint32_t pa_pad;
+	uint8_t  pa_park_reason_next; /* the lock's scratch: why it will park */
+	uint8_t  pa_pad8[3];
+	uint32_t pa_pad;          /* profiler's mark: begun while profiling */
 	const void *pa_owner_site;/* holder's site record, NULL unknown */
 };
 
@@ -209,6 +211,7 @@ struct prof_config {
 	unsigned    pc_max_locks;
 	unsigned    pc_max_sites;
 	unsigned    pc_max_stacks;
+	unsigned    pc_hold_sample; /* time 1 in N uncontended holds (0, 1: all) */
 	unsigned    pc_trace_events;
 	unsigned    pc_trace_interval_us;
 	const char *pc_policy;      /* policy name for the report */

@@ -55,7 +55,8 @@ struct prof_counts {
 	uint64_t c_outcome[PROF_NOUTCOMES];
 	uint64_t c_spin_won_ns, c_spin_lost_ns, c_park_ns, c_wait_ns;
 	uint64_t c_wait_max_ns;
-	uint64_t c_hold_ns, c_hold_max_ns;
+	uint64_t c_hold_ns, c_hold_max_ns;  /* over timed holds */
+	uint64_t c_hold_n;        /* timed holds (all, or 1 in N: see hold_sample) */
 	uint64_t c_hold_hist[PROF_HIST_N];
 	uint64_t c_ostate[PROF_OS_N];   /* arrivals by holder state */
 	uint64_t c_park_reason[PROF_PARK_N];
@@ -108,7 +109,7 @@ struct prof_tentry {
 	const void *te_lock;              /* copies of the site's key */
 	uintptr_t te_pc;
 	uint64_t te_acq;
-	uint64_t te_hold_ns, te_hold_max_ns;
+	uint64_t te_hold_ns, te_hold_max_ns, te_hold_n;
 	uint32_t te_hist[PROF_HIST_N];
 };
 
@@ -121,6 +122,7 @@ struct prof_held {
 	uint32_t h_flags;                 /* PROF_HELD_* */
 };
 #define PROF_HELD_TRACE 1u                /* trace this hold */
+#define PROF_HELD_TIMED 2u                /* time this hold (contended) */
 
 struct prof_tchunk;
 
@@ -131,6 +133,7 @@ struct prof_thread {
 	struct prof_held pt_held[PROF_HELD_MAX];
 	uint64_t pt_untracked;            /* holds beyond PROF_HELD_MAX */
 	uint64_t pt_contended_seen;       /* for stack sampling */
+	uint32_t pt_hold_left;            /* untimed holds before the next */
 	struct prof_tchunk *pt_chunk;     /* trace events (see trace.c) */
 	struct sc_slot *pt_slot;          /* its schedctl slot or NULL */
 	char pt_comm[16];
@@ -159,6 +162,7 @@ struct prof_global {
 	bool     g_tsc;                   /* ticks are the TSC */
 	bool     g_trace;                 /* trace events recorded */
 	unsigned g_bt_every;              /* backtrace 1 in N contended */
+	unsigned g_hold_every;            /* time 1 in N uncontended holds */
 	pid_t    g_pid;
 };
 SC_HIDDEN extern struct prof_global prof_g;

@@ -45,9 +45,22 @@ uint64_t prof_sort_value(const struct prof_counts *c, int key)
 	switch (key) {
 	case PROF_SORT_WAIT: return c->c_wait_ns;
 	case PROF_SORT_SPIN: return c->c_spin_won_ns + c->c_spin_lost_ns;
-	case PROF_SORT_HOLD: return c->c_hold_ns;
+	case PROF_SORT_HOLD: return prof_hold_total(c);
 	default:             return c->c_contended;
 	}
+}
+
+uint64_t prof_hold_mean(const struct prof_counts *c)
+{
+	return c->c_hold_n ? c->c_hold_ns / c->c_hold_n : 0;
+}
+
+uint64_t prof_hold_total(const struct prof_counts *c)
+{
+	if (c->c_hold_n >= c->c_acq)
+		return c->c_hold_ns;
+	return (uint64_t)((double)c->c_hold_ns * (double)c->c_acq /
+	                  (double)(c->c_hold_n ? c->c_hold_n : 1));
 }
 
 static int sort_key;

@@ -75,6 +75,10 @@ SC_HIDDEN void prof_counts_add(struct prof_counts *dst,
                                const struct prof_counts *src);
 /* Sort locks, and the sites of each lock, by key (descending). */
 SC_HIDDEN void prof_snap_sort(struct prof_snap *s, int key);
+/* Mean of the timed holds; total estimated for all acquisitions (exact
+ * when every hold was timed). */
+SC_HIDDEN uint64_t prof_hold_mean(const struct prof_counts *c);
+SC_HIDDEN uint64_t prof_hold_total(const struct prof_counts *c);
 SC_HIDDEN uint64_t prof_sort_value(const struct prof_counts *c, int key);
 
 #endif /* SC_PROF_SNAP_H */

@@ -46,8 +46,8 @@ void prof_render_svg(struct prof_out *o, const struct prof_snap *s, int sort,
 			wait = parts;
 		if (wait > max)
 			max = wait;
-		if (c->c_hold_ns > max)
-			max = c->c_hold_ns;
+		if (prof_hold_total(c) > max)
+			max = prof_hold_total(c);
 	}
 	double scale = (double)(W - LEFT - RIGHT) / (double)max;
 	int h = TOP + (int)(n ? n : 1) * ROW + 30;
@@ -108,10 +108,11 @@ void prof_render_svg(struct prof_out *o, const struct prof_snap *s, int sort,
 		x += other * scale;
 		po_printf(o, "<text x=\"%.1f\" y=\"%.1f\">wait %s</text>\n", x + 4,
 		          y + 17, prof_fmt_ns(t, sizeof t, c->c_wait_ns));
-		double hw = c->c_hold_ns * scale;
-		rect(o, LEFT, y + 22, hw, 16, "#1f77b4", "hold", c->c_hold_ns);
+		uint64_t hold = prof_hold_total(c);
+		double hw = hold * scale;
+		rect(o, LEFT, y + 22, hw, 16, "#1f77b4", "hold", hold);
 		po_printf(o, "<text x=\"%.1f\" y=\"%.1f\">hold %s</text>\n",
-		          LEFT + hw + 4, y + 35, prof_fmt_ns(t, sizeof t, c->c_hold_ns));
+		          LEFT + hw + 4, y + 35, prof_fmt_ns(t, sizeof t, hold));
 	}
 	po_puts(o, "</svg>\n");
 }

@@ -91,7 +91,7 @@ static void print_hist(struct prof_out *o, const struct prof_counts *c)
 static void print_detail(struct prof_out *o, const struct prof_counts *c,
                          bool m, const char *ind)
 {
-	uint64_t mean = c->c_acq ? c->c_hold_ns / c->c_acq : 0;
+	uint64_t mean = prof_hold_mean(c);
 	po_printf(o, "%sacquisitions %llu  contended %llu  spin-acquired %s  "
 	          "spun-then-parked %s  parked %s",
 	          ind, (unsigned long long)c->c_acq,
@@ -110,9 +110,13 @@ static void print_detail(struct prof_out *o, const struct prof_counts *c,
 	          ind, NS(c->c_wait_ns), NS(c->c_wait_max_ns),
 	          spin_ns(m, c->c_spin_won_ns), spin_ns(m, c->c_spin_lost_ns),
 	          spin_ns(m, c->c_park_ns));
-	po_printf(o, "%shold %s  mean %s  max %s  lock-holder preemptions %llu\n",
-	          ind, NS(c->c_hold_ns), NS(mean), NS(c->c_hold_max_ns),
-	          (unsigned long long)c->c_lhp);
+	po_printf(o, "%shold %s%s  mean %s  max %s  lock-holder preemptions %llu",
+	          ind, c->c_hold_n < c->c_acq ? "~" : "", NS(prof_hold_total(c)),
+	          NS(mean), NS(c->c_hold_max_ns), (unsigned long long)c->c_lhp);
+	if (c->c_hold_n < c->c_acq)
+		po_printf(o, "  (%llu of %llu holds timed)",
+		          (unsigned long long)c->c_hold_n, (unsigned long long)c->c_acq);
+	po_puts(o, "\n");
 	if (c->c_contended)
 		po_printf(o, "%sowner on arrival: ONPROC %llu  RUN %llu  SLEEP %llu  "
 		          "STOPPED %llu  unknown %llu\n", ind,
@@ -204,7 +208,7 @@ void prof_render_text(struct prof_out *o, const struct prof_snap *s,
 		          CNT(m, c->c_outcome[PROF_PARKED]), NS(c->c_wait_ns),
 		          spin_ns(m, c->c_spin_won_ns), spin_ns(m, c->c_spin_lost_ns),
 		          spin_ns(m, c->c_park_ns),
-		          NS(c->c_acq ? c->c_hold_ns / c->c_acq : 0),
+		          NS(prof_hold_mean(c)),
 		          NS(c->c_hold_max_ns), (unsigned long long)c->c_lhp);
 	}
 	if (n < s->nlocks)

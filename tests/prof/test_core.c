@@ -48,6 +48,7 @@ Test(prof_core, pattern_counts_exact, .timeout = 60)
 	for (int i = 0; i < PROF_HIST_N; i++)
 		h += a->l_c.c_hold_hist[i];
 	cr_assert_eq(h, a->l_c.c_acq, "every hold in the histogram");
+	cr_assert_eq(a->l_c.c_hold_n, a->l_c.c_acq, "every hold timed");
 
 	cr_assert_eq(b->l_c.c_acq, N_B1);
 	cr_assert_eq(b->l_c.c_contended, 0);
@@ -168,4 +169,24 @@ Test(prof_core, off_costs_nothing_and_counts_nothing, .timeout = 30)
 	fake_lock(lock_a);
 	fake_unlock(lock_a);
 	cr_assert_eq(prof_dump(true), -EINVAL);
+}
+
+Test(prof_core, hold_sampling_times_one_in_n, .timeout = 30)
+{
+	struct prof_config c = { .pc_max_locks = 64, .pc_max_sites = 64,
+	                         .pc_max_stacks = 64, .pc_hold_sample = 4 };
+	cr_assert_eq(prof_init(&c), 0);
+	for (int i = 0; i < 100; i++) {
+		fake_lock(lock_b);
+		fake_unlock(lock_b);
+	}
+	struct prof_snap *s = prof_snap_take(true);
+	cr_assert_eq(s->nlocks, 1);
+	cr_assert_eq(s->locks[0].l_c.c_acq, 100, "acquisitions stay exact");
+	cr_assert_eq(s->locks[0].l_c.c_hold_n, 25);
+	uint64_t h = 0;
+	for (int i = 0; i < PROF_HIST_N; i++)
+		h += s->locks[0].l_c.c_hold_hist[i];
+	cr_assert_eq(h, 25);
+	prof_snap_free(s);
 }

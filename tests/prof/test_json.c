@@ -38,6 +38,7 @@ static void same_counts(const struct prof_counts *a, const struct prof_counts *b
 	cr_assert_eq(a->c_wait_max_ns, b->c_wait_max_ns);
 	cr_assert_eq(a->c_hold_ns, b->c_hold_ns);
 	cr_assert_eq(a->c_hold_max_ns, b->c_hold_max_ns);
+	cr_assert_eq(a->c_hold_n, b->c_hold_n);
 	for (int i = 0; i < PROF_HIST_N; i++)
 		cr_assert_eq(a->c_hold_hist[i], b->c_hold_hist[i]);
 	for (int i = 0; i < PROF_OS_N; i++)
