@@ -63,7 +63,8 @@ struct uvm_stats {
 	uint64_t us_fault_2b;    /* lower-layer page promoted to an anon:
 	                            always 0 until the object layer exists */
 	uint64_t us_fault_zero;  /* first touch: zero-filled anon */
-	uint64_t us_fault_around;/* extra pages mapped by fault-around */
+	uint64_t us_fault_around;/* extra pages served by fault-around (zero
+	                            fill, or COW ahead under SEQUENTIAL) */
 	uint64_t us_copies;      /* uvm_copy() calls with this region as source */
 	uint64_t us_collapses;   /* times the region's mappings were collapsed
 	                            to bound the kernel's mapping count */

@@ -178,44 +178,44 @@ static int uvm_wire_fill(struct uvm_region *r, size_t first, size_t end)
 	return e;
 }
 
+/* The next run of real pages of r in [*i, end), as [*i, *j); false if
+ * none is left.  => uvm_lock held. */
+static bool uvm_next_real(const struct uvm_region *r, size_t *i, size_t *j,
+                          size_t end)
+{
+	while (*i < end && !PA_REAL(r->rg_map[*i]))
+		(*i)++;
+	if (*i == end)
+		return false;
+	*j = *i + 1;
+	while (*j < end && PA_REAL(r->rg_map[*j]))
+		(*j)++;
+	return true;
+}
+
 int uvm_wire(struct uvm_region *r, size_t off, size_t len)
 {
 	uvm_lock();
 	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
 		return uvm_unlock_ret(-EINVAL);
-	size_t first = off >> PG_SHIFT, end = (off + len) >> PG_SHIFT;
-	int e = uvm_wire_fill(r, first, end);
-	/* Lock each accessible run outside uvm_lock: mlock's populate may
-	 * fault on the region, and the pager must be free to serve it.
-	 * The region cannot move meanwhile except by the caller's own
-	 * concurrent uvm_unmap, which mlock then reports as ENOMEM. */
+	size_t i = off >> PG_SHIFT, j, end = (off + len) >> PG_SHIFT;
+	int e = uvm_wire_fill(r, i, end);
 	uintptr_t base = r->rg_base;
-	size_t runs[2 * 64], nr = 0;
-	for (size_t i = first; !e && i < end;) {
-		size_t j = i + 1;
-		while (j < end && PA_REAL(r->rg_map[j]) == PA_REAL(r->rg_map[i]))
-			j++;
-		if (PA_REAL(r->rg_map[i])) {
-			if (nr == 64) {
-				runs[2 * 63 + 1] = j;   /* merge the tail */
-			} else {
-				runs[2 * nr] = i;
-				runs[2 * nr + 1] = j;
-				nr++;
-			}
-		}
+	/* Lock each accessible run with uvm_lock dropped: mlock's populate
+	 * may fault on the region, and the pager must be free to serve it.
+	 * mlock fails on the released pages between runs.  A concurrent
+	 * uvm_unmap of the same region is the caller's race; at worst mlock
+	 * then reports ENOMEM. */
+	while (!e && uvm_next_real(r, &i, &j, end)) {
+		pthread_mutex_unlock(&uvm_pager.up_lock);
+		if (mlock((void *)(base + (i << PG_SHIFT)), (j - i) << PG_SHIFT))
+			return -1;
+		uvm_lock();
+		if (!rg_valid(r))
+			return uvm_unlock_ret(-EINVAL);
 		i = j;
 	}
-	pthread_mutex_unlock(&uvm_pager.up_lock);
-	if (e) {
-		errno = -e;
-		return -1;
-	}
-	for (size_t k = 0; k < nr; k++)
-		if (mlock((void *)(base + (runs[2 * k] << PG_SHIFT)),
-		          (runs[2 * k + 1] - runs[2 * k]) << PG_SHIFT))
-			return -1;
-	return 0;
+	return uvm_unlock_ret(e);
 }
 
 int uvm_stats(const struct uvm_region *r, struct uvm_stats *st)

@@ -115,6 +115,10 @@ Test(api, wire_populates_and_locks)
 	b[10 * PG] = 4;
 	cr_assert_eq(((char *)uvm_base(c))[10 * PG], 3);
 	cr_assert_geq(vm_locked_kb() - before, 32 * 4);
+	/* a range across a released page: each side is locked */
+	cr_assert_eq(uvm_unmap(r, 50 * PG, PG), 0);
+	cr_assert_eq(uvm_wire(r, 44 * PG, 12 * PG), 0, "%s", strerror(errno));
+	cr_assert_eq(anons(r), 32 + 11);
 	uvm_unmap(c, 0, 64 * PG);
 	uvm_unmap(r, 0, 64 * PG);
 	cr_assert_eq(vm_locked_kb(), before);
