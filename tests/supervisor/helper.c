@@ -18,6 +18,8 @@
  *   cookie                  a futex wait with the runtime's mark is not
  *                           notified, an unmarked one is
  *   corrupt                 scribble over our slot pages, keep running
+ *   rawexit                 a thread exits by SYS_exit: its slot must
+ *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
  *   pingpong N              N mutex+condvar round trips (benchmarks)
  */
@@ -581,6 +583,30 @@ static int mode_corrupt(void)
 	return tr > 0 && pp == 2000 ? 0 : 1;
 }
 
+/* ---- a thread that exits without giving its slot back ---- */
+
+static sc_shared_t *h_raw_sc;
+
+static void *th_rawexit(void *a)
+{
+	(void)a;
+	h_raw_sc = schedctl_self();
+	atomic_store(&h_tid, gettid());
+	syscall(SYS_exit, 0);     /* no TLS destructors: the slot stays taken */
+	return NULL;
+}
+
+static int mode_rawexit(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, th_rawexit, NULL);
+	pthread_join(t, NULL);    /* the kernel clears the tid word at exit */
+	h_sleep_ms(20);
+	int st = h_raw_sc ? schedctl_state(h_raw_sc) : -2;
+	printf("state_after_exit=%d\n", st);
+	return st == SC_FREE ? 0 : 1;
+}
+
 /* ---- emulations ---- */
 
 static int mode_cancel(void)
@@ -672,6 +698,8 @@ int main(int argc, char **argv)
 		return mode_signals();
 	if (!strcmp(m, "cookie"))
 		return mode_cookie();
+	if (!strcmp(m, "rawexit"))
+		return mode_rawexit();
 	if (!strcmp(m, "corrupt"))
 		return mode_corrupt();
 	if (!strcmp(m, "sigblock"))

@@ -119,6 +119,19 @@ Test(follow, notifying_the_agents_own_calls_does_not_deadlock, .timeout = 60)
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
 }
 
+Test(follow, thread_exit_frees_a_slot_not_given_back, .timeout = 60)
+{
+	for (int i = 0; i < 2; i++) {
+		run_helper(i ? "--state-source=perf" : "--state-source=supervisor",
+		           "rawexit", NULL);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	}
+	/* natively nobody frees it */
+	char *av[] = { (char *)su_helper(), "rawexit", NULL };
+	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert_neq(SU_EXIT(&r), 0, "%s", r.out);
+}
+
 Test(emulation, cancel_flag_makes_the_next_blocking_call_eintr, .timeout = 60)
 {
 	run_helper(NULL, "cancel", NULL);
