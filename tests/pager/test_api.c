@@ -87,6 +87,13 @@ Test(api, advice_sets_fault_around)
 	}
 }
 
+/* AddressSanitizer turns mlock() into a no-op: VmLck does not move. */
+#ifdef __SANITIZE_ADDRESS__
+#define MLOCK_WORKS 0
+#else
+#define MLOCK_WORKS 1
+#endif
+
 static long vm_locked_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -106,7 +113,7 @@ Test(api, wire_populates_and_locks)
 	long before = vm_locked_kb();
 	cr_assert_eq(uvm_wire(r, 8 * PG, 32 * PG), 0, "%s", strerror(errno));
 	cr_assert_eq(anons(r), 32);
-	cr_assert_geq(vm_locked_kb() - before, 32 * 4);
+	cr_assert(!MLOCK_WORKS || vm_locked_kb() - before >= 32 * 4);
 	char *b = uvm_base(r);
 	b[10 * PG] = 3;   /* written in place, no further page */
 	cr_assert_eq(anons(r), 32);
@@ -114,14 +121,14 @@ Test(api, wire_populates_and_locks)
 	struct uvm_region *c = uvm_copy(r);
 	b[10 * PG] = 4;
 	cr_assert_eq(((char *)uvm_base(c))[10 * PG], 3);
-	cr_assert_geq(vm_locked_kb() - before, 32 * 4);
+	cr_assert(!MLOCK_WORKS || vm_locked_kb() - before >= 32 * 4);
 	/* a range across a released page: each side is locked */
 	cr_assert_eq(uvm_unmap(r, 50 * PG, PG), 0);
 	cr_assert_eq(uvm_wire(r, 44 * PG, 12 * PG), 0, "%s", strerror(errno));
 	cr_assert_eq(anons(r), 32 + 11);
 	uvm_unmap(c, 0, 64 * PG);
 	uvm_unmap(r, 0, 64 * PG);
-	cr_assert_eq(vm_locked_kb(), before);
+	cr_assert(!MLOCK_WORKS || vm_locked_kb() == before);
 }
 
 Test(api, stats_count_fault_cases)
