@@ -610,6 +610,17 @@ void prof_acq_begin_slow(struct prof_acq *a, uint32_t owner_slot,
 	}
 	if (o)
 		a->pa_owner_site = owner_site(o, lock);
+	/* Backtrace now, before the lock is ours, when the wrapper noted
+	 * the call site (the preload always does). */
+	struct prof_thread *pt = tls_pt;
+	const void *from = prof_caller_tls;
+	if (!tls_busy && pt && from &&
+	    (pt->pt_contended_seen++ % prof_g.g_bt_every) == 0) {
+		tls_busy++;
+		int n = prof_backtrace((uintptr_t)from, a->pa_stack, PROF_ACQ_FRAMES);
+		a->pa_nstack = n > 0 ? (uint32_t)n : 0;
+		tls_busy--;
+	}
 }
 
 static void count_blocker(struct prof_siterec *sr, const struct prof_acq *a)
@@ -679,7 +690,9 @@ void prof_contended_slow(const void *lock, struct prof_acq *a, const void *pc)
 	if (a->pa_can_spin)
 		add(&c->c_can_spin, 1);
 	count_blocker(sr, a);
-	if (pt && (pt->pt_contended_seen++ % prof_g.g_bt_every) == 0) {
+	if (a->pa_nstack && a->pa_nstack <= PROF_ACQ_FRAMES) {
+		site_add_stack(sr, a->pa_stack, (int)a->pa_nstack);
+	} else if (pt && (pt->pt_contended_seen++ % prof_g.g_bt_every) == 0) {
 		uintptr_t st[PROF_FRAMES_MAX];
 		int nf = prof_backtrace(cpc, st, PROF_FRAMES_MAX);
 		if (nf > 0)

@@ -557,6 +557,9 @@ static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
 	           !u64_at(m, ov, "threads", &s->thread_overflow, false) ||
 	           !u64_at(m, ov, "untracked_holds", &s->untracked, false)))
 		return false;
+	const struct jv *ra = prof_jv_get(t, "runtime_acquisitions");
+	if (ra && !u64_at(m, t, "runtime_acquisitions", &s->runtime_acq, false))
+		return false;
 	if (lim && (!u64_at(m, lim, "max_locks", &s->max_locks, false) ||
 	            !u64_at(m, lim, "max_sites", &s->max_sites, false)))
 		return false;

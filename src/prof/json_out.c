@@ -139,7 +139,8 @@ void prof_render_json(struct prof_out *o, const struct prof_snap *s)
 	po_printf(o, ",\"final\":%s,\"spin_measured\":%s,\"duration_ns\":%llu,"
 	          "\"limits\":{\"max_locks\":%llu,\"max_sites\":%llu},"
 	          "\"overflow\":{\"locks\":%llu,\"sites\":%llu,\"stacks\":%llu,"
-	          "\"threads\":%llu,\"untracked_holds\":%llu},\n\"locks\":[",
+	          "\"threads\":%llu,\"untracked_holds\":%llu},"
+	          "\"runtime_acquisitions\":%llu,\n\"locks\":[",
 	          s->final ? "true" : "false", m ? "true" : "false",
 	          (unsigned long long)s->duration_ns,
 	          (unsigned long long)s->max_locks, (unsigned long long)s->max_sites,
@@ -147,7 +148,8 @@ void prof_render_json(struct prof_out *o, const struct prof_snap *s)
 	          (unsigned long long)s->site_overflow,
 	          (unsigned long long)s->stack_overflow,
 	          (unsigned long long)s->thread_overflow,
-	          (unsigned long long)s->untracked);
+	          (unsigned long long)s->untracked,
+	          (unsigned long long)s->runtime_acq);
 	for (size_t i = 0; i < s->nlocks; i++) {
 		const struct prof_slock *l = &s->locks[i];
 		po_printf(o, "%s\n{\"address\":\"0x%llx\",\"overflow\":%s,", i ? "," : "",

@@ -80,6 +80,7 @@ enum prof_park_reason {
 };
 
 #define PROF_SPINS  1   /* prof_acq_spun's flag: the lock can spin */
+#define PROF_ACQ_FRAMES 16
 
 /* One slow-path acquisition, filled by the lock on its own stack. */
 struct prof_acq {
@@ -97,6 +98,11 @@ struct prof_acq {
 	uint8_t  pa_pad8[3];
 	uint32_t pa_pad;          /* profiler's mark: begun while profiling */
 	const void *pa_owner_site;/* holder's site record, NULL unknown */
+	/* The waiter's backtrace, taken on arrival (while it waits anyway,
+	 * not while it holds the lock); pa_nstack 0: not taken. */
+	uint32_t pa_nstack;
+	uint32_t pa_pad2;
+	uintptr_t pa_stack[PROF_ACQ_FRAMES];
 };
 
 /* Global switch (relaxed; set by prof_init, read by every hook). */

@@ -41,7 +41,7 @@
 #include "prof/prof.h"
 
 #define PROF_HIST_N        40     /* log2(ns) buckets; last is open */
-#define PROF_FRAMES_MAX    16
+#define PROF_FRAMES_MAX    PROF_ACQ_FRAMES
 #define PROF_SITE_STACKS   4      /* distinct stacks kept per site */
 #define PROF_BLOCKERS      4      /* owner sites kept per waiting site */
 #define PROF_TENTRIES      64     /* per-thread site cache (power of 2) */

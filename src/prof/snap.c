@@ -6,6 +6,8 @@
  * may still run: a live snapshot is exact for quiescent threads and may
  * miss acquisitions in flight for running ones.
  */
+#include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,8 +218,27 @@ static bool site_used(const struct prof_siterec *sr, const struct prof_counts *c
 	       __atomic_load_n(&sr->sr_stack[0], __ATOMIC_RELAXED);
 }
 
-static bool lock_fill(struct prof_slock *l, struct prof_lockrec *lr,
-                      struct symq *q)
+/* A call site inside the runtime's own objects (libschedctl, the
+ * preload, libunwind, liburcu): locks the program did not take itself
+ * (libunwind's caches, say), left out of the report and only counted. */
+static bool runtime_site(uintptr_t pc)
+{
+	static const char *const own[] = { "libschedctl", "libunwind", "liburcu" };
+	Dl_info di;
+	struct link_map *lm = NULL;
+	if (!pc || !dladdr1((void *)pc, &di, (void **)&lm, RTLD_DL_LINKMAP) ||
+	    !lm || !lm->l_name || !lm->l_name[0])
+		return false;
+	const char *base = strrchr(lm->l_name, '/');
+	base = base ? base + 1 : lm->l_name;
+	for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+		if (!strncmp(base, own[i], strlen(own[i])))
+			return true;
+	return false;
+}
+
+static bool lock_fill(struct prof_snap *s, struct prof_slock *l,
+                      struct prof_lockrec *lr, struct symq *q)
 {
 	size_t n = 1;
 	for (struct prof_siterec *sr = __atomic_load_n(&lr->lr_sites, __ATOMIC_ACQUIRE);
@@ -231,21 +252,22 @@ static bool lock_fill(struct prof_slock *l, struct prof_lockrec *lr,
 	struct prof_siterec *sr = __atomic_load_n(&lr->lr_sites, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n; i++) {
 		const struct prof_siterec *cur = sr ? sr : lr->lr_other;
-		struct prof_ssite *o = &l->l_sites[l->l_nsites];
-		if (!site_fill(o, cur, q))
-			return false;
-		o->s_overflow = cur == lr->lr_other;
-		if (site_used(cur, &o->s_c)) {
-			prof_counts_add(&l->l_c, &o->s_c);
-			l->l_nsites++;
-		} else {
-			/* empty overflow site: nothing to show */
-			free(o->s_stacks);
-			free(o->s_blk);
-			memset(o, 0, sizeof *o);
-		}
 		if (sr)
 			sr = sr->sr_next;
+		bool ovf = cur == lr->lr_other;
+		struct prof_counts c;
+		prof_site_counts(cur, &c);
+		if (!ovf && runtime_site(cur->sr_pc)) {
+			s->runtime_acq += c.c_acq;
+			continue;
+		}
+		if (!site_used(cur, &c))
+			continue;            /* e.g. an unused overflow site */
+		struct prof_ssite *o = &l->l_sites[l->l_nsites++];
+		if (!site_fill(o, cur, q))
+			return false;
+		o->s_overflow = ovf;
+		prof_counts_add(&l->l_c, &o->s_c);
 	}
 	return true;
 }
@@ -291,7 +313,7 @@ struct prof_snap *prof_snap_take(bool final)
 		if (i < nl && !__atomic_load_n(&lr->lr_live, __ATOMIC_ACQUIRE))
 			continue;
 		struct prof_slock *l = &s->locks[s->nlocks];
-		if (!lock_fill(l, lr, &q))
+		if (!lock_fill(s, l, lr, &q))
 			goto fail;
 		if (l->l_nsites)
 			s->nlocks++;

@@ -55,6 +55,8 @@ struct prof_snap {
 	uint64_t duration_ns;
 	uint64_t lock_overflow, site_overflow, stack_overflow;
 	uint64_t thread_overflow, untracked;
+	uint64_t runtime_acq;       /* acquisitions by the runtime's own
+	                               libraries (libunwind...), not shown */
 	uint64_t max_locks, max_sites;
 	size_t nlocks;
 	struct prof_slock *locks;

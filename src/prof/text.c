@@ -187,6 +187,9 @@ void prof_render_text(struct prof_out *o, const struct prof_snap *s,
 		          (unsigned long long)s->stack_overflow,
 		          (unsigned long long)s->thread_overflow,
 		          (unsigned long long)s->untracked);
+	if (s->runtime_acq)
+		po_printf(o, "(%llu acquisitions by the runtime's own libraries not "
+		          "shown)\n", (unsigned long long)s->runtime_acq);
 	if (!s->nlocks) {
 		po_puts(o, "no mutex acquisitions were seen\n");
 		return;

@@ -254,21 +254,30 @@ static void emit_meta(struct prof_out *o, bool *first, int pid, long tid,
 		          pid, tid, sort);
 }
 
-/* Lock events of one thread, sorted outer-first: those that nest go to
- * the lock track, the others to the second one. */
-static void emit_locks(struct prof_out *o, bool *first, int pid,
-                       struct prof_tev *e, size_t n)
+/* Lock events of one thread, sorted outer-first: mark (e_pad 1) those
+ * that do not nest in the slices before them; returns how many. */
+static size_t mark_unnested(struct prof_tev *e, size_t n)
 {
 	uint64_t stack[64];
-	size_t depth = 0;
-	char name[48];
+	size_t depth = 0, bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		while (depth && stack[depth - 1] <= e[i].e_t0)
 			depth--;
 		bool nests = !depth || e[i].e_t1 <= stack[depth - 1];
-		long track = e[i].e_tid + (nests ? TRACK_LOCKS : TRACK_LOCKS2);
+		e[i].e_pad = !nests;
+		bad += !nests;
 		if (nests && depth < 64)
 			stack[depth++] = e[i].e_t1;
+	}
+	return bad;
+}
+
+static void emit_locks(struct prof_out *o, bool *first, int pid,
+                       const struct prof_tev *e, size_t n)
+{
+	char name[48];
+	for (size_t i = 0; i < n; i++) {
+		long track = e[i].e_tid + (e[i].e_pad ? TRACK_LOCKS2 : TRACK_LOCKS);
 		snprintf(name, sizeof name, "%s 0x%lx",
 		         e[i].e_kind == PROF_EV_WAIT ? "wait" : "hold",
 		         (unsigned long)e[i].e_lock);
@@ -323,9 +332,11 @@ int prof_trace_write(int fd)
 			snprintf(label, sizeof label, "locks %d", (int)tid);
 			emit_meta(o, &first, pid, tid + TRACK_LOCKS, "thread_name", label,
 			          3L * tid + 1);
-			snprintf(label, sizeof label, "locks %d (unnested)", (int)tid);
-			emit_meta(o, &first, pid, tid + TRACK_LOCKS2, "thread_name", label,
-			          3L * tid + 2);
+			if (mark_unnested(ev + i, j - i)) {
+				snprintf(label, sizeof label, "locks %d (unnested)", (int)tid);
+				emit_meta(o, &first, pid, tid + TRACK_LOCKS2, "thread_name",
+				          label, 3L * tid + 2);
+			}
 			emit_locks(o, &first, pid, ev + i, j - i);
 		}
 		for (i = j; i < n && ev[i].e_tid == tid; i++) {

@@ -37,6 +37,8 @@ static int32_t pat_tids[3];
 static unsigned pat_linger_us;     /* each thread lives at least this long */
 static pthread_barrier_t pat_bar;
 static volatile int32_t pat_owner_tid;
+static sc_shared_t *volatile pat_owner_sc;
+static volatile bool pat_owner_seen_sleeping;
 
 static void __attribute__((noinline)) fake_lock(void *l)
 {
@@ -97,6 +99,7 @@ void __attribute__((noinline)) site_a2_hold(void)
 		fake_lock(lock_a);
 		if (i == N_A2 - 1) {       /* held while thread 3 contends */
 			pat_owner_tid = (int32_t)gettid();
+			pat_owner_sc = schedctl_self();
 			pthread_barrier_wait(&pat_bar);
 			pthread_barrier_wait(&pat_bar);
 		}
@@ -116,6 +119,15 @@ void __attribute__((noinline)) site_b1(void)
 void __attribute__((noinline)) site_a1_contended(void)
 {
 	pthread_barrier_wait(&pat_bar);
+	/* Contend only once the holder is seen asleep in the barrier (when
+	 * its state is observable at all), so the owner state is known. */
+	for (int i = 0; i < 2000 && pat_owner_sc; i++) {
+		if (schedctl_state(pat_owner_sc) == SC_SLEEP) {
+			pat_owner_seen_sleeping = true;
+			break;
+		}
+		usleep(1000);
+	}
 	for (int i = 0; i < C_SPIN + C_SPUNPARK + C_PARK; i++) {
 		fake_contended(lock_a);
 		fake_unlock(lock_a);
