@@ -5,44 +5,71 @@
  * HOW A LOCK CALLS THE PROFILER
  * -----------------------------
  * Every hook is an inline function that costs one predictable branch on
- * a global flag while profiling is off.  `pc` is the program's call site:
- * the return address of the exported pthread_* wrapper
- * (__builtin_return_address(0) in preload/mutex.c).  Pass it down, or
- * have the wrapper call prof_note_caller(__builtin_return_address(0))
- * and pass NULL: a NULL pc means "the one noted last by this thread".
+ * a global flag while profiling is off.  `pc` is the program's call site,
+ * the return address of the exported pthread_* wrapper.  The wrappers
+ * note it and the lock passes NULL ("the call site this thread noted
+ * last"); a lock that knows the pc may pass it instead.
  *
- *  lk_mutex_lock / timedlock / cond re-acquire, fast path won:
- *      prof_acquired(m, pc);                      after the CAS succeeded
+ *  preload/mutex.c, preload/cond.c: first statement of
+ *      pthread_mutex_lock, _trylock, _timedlock, _clocklock and
+ *      pthread_cond_wait, _timedwait, _clockwait:
+ *          prof_note_caller(__builtin_return_address(0));
  *
- *  slow path (the fast CAS failed):
- *      struct prof_acq a;
- *      prof_acq_begin(&a, owner_slot_index, owner_tid);  on entry, before
- *              spinning; owner_slot_index from the lock word (0 if
- *              unknown or LK_ANON_OWNER), owner_tid if known (glibc's
- *              __owner), else 0 -- the profiler reads the owner's state
- *              and its acquiring site itself
- *      each spin phase:   prof_acq_spun(&a, ns, won, PROF_SPINS);
- *      each park:         prof_acq_parked(&a, ns, reason);   reason is
- *              PROF_PARK_OWNER_OFFCPU (owner not on a CPU),
- *              PROF_PARK_SPIN_BUDGET (spin time bound spent),
- *              PROF_PARK_SPINNER_CAP (too many spinners) or
- *              PROF_PARK_POLICY (the policy never spins)
- *      acquired:          prof_contended(m, &a, pc);
- *      timed out:         prof_timedout(m, &a, pc);
+ *  src/lock/mutex.c (#include "prof/prof.h"):
+ *   lk_lock_common, fast-path CAS won (normal/adaptive, and the first
+ *      lock of recursive/errorcheck; not a recursive re-lock):
+ *          prof_acquired(m, NULL);
+ *   lk_lock_slow, on entry:
+ *          struct prof_acq pa = { 0 };
+ *          if (prof_on()) {
+ *              uint32_t o = lm_word & LK_OWNER_MASK;
+ *              prof_acq_begin(&pa, m, o == LK_ANON_OWNER ? 0 : o, 0);
+ *              pa.pa_park_reason_next = PROF_PARK_POLICY;
+ *          }
+ *      (the profiler reads the holder's slot: its tid, its state on
+ *      arrival, and the site where it acquired the lock)
+ *   lk_spin, pass &pa in:
+ *      spinner cap refused:  pa->pa_park_reason_next = PROF_PARK_SPINNER_CAP
+ *      at its start:         uint64_t ps = prof_on() ? lk_now_ns() : 0;
+ *      it stops because the holder is not running:
+ *                            reason PROF_PARK_OWNER_OFFCPU, else
+ *                            PROF_PARK_SPIN_BUDGET
+ *      at its end (got = took the lock):
+ *          if (prof_on()) {
+ *              prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
+ *              pa->pa_park_reason_next = reason;
+ *          }
+ *   lk_lock_slow, around each lk_park():
+ *          uint64_t p0 = prof_on() ? lk_now_ns() : 0;
+ *          ... lk_park(...) ...
+ *          if (prof_on())
+ *              prof_acq_parked(&pa, lk_now_ns() - p0, pa.pa_park_reason_next);
+ *   lk_lock_slow, every return with the lock held:
+ *          prof_contended(m, &pa, NULL);
+ *   lk_lock_slow, return ETIMEDOUT:   prof_timedout(m, &pa, NULL);
+ *   lk_mutex_trylock: success prof_acquired(m, NULL);
+ *                     EBUSY   prof_try_failed(m, NULL);
+ *   lk_mutex_unlock, when the word is really released (not a recursive
+ *      unlock that only decrements), BEFORE the exchange:
+ *          prof_released(m);
+ *   Condvars need nothing more: their waits release and retake the mutex
+ *   through lk_mutex_unlock/lk_mutex_lock.
  *
- *  trylock: success prof_acquired(m, pc); EBUSY prof_try_failed(m, pc).
+ *  src/lock/pthread.c, pass-through (policy glibc, and the mutex kinds
+ *  left to glibc): in sc_lock_mutex_lock
+ *          if (prof_on())
+ *              return prof_glibc_lock(m, NULL, lk_real.mutex_lock,
+ *                                     lk_real.mutex_trylock);
+ *      and in sc_lock_mutex_unlock, before glibc's unlock:
+ *          prof_released(m);
+ *      (glibc's lock cannot tell spinning from parking: its waits are
+ *      "blocked", and the report leaves the spin/park columns empty)
  *
- *  unlock (and cond_wait releasing the mutex): prof_released(m) BEFORE
- *      the word is released (so the hold ends while it is still ours).
- *      Recursive mutexes: call the hooks for the outermost lock/unlock
- *      only.
+ *  The preload's constructor and destructor (preload/prof.c) start the
+ *  profiler from SCHEDCTL_PROFILE* / SCHEDCTL_TRACE and write the reports
+ *  at exit; nothing else is needed.
  *
- *  policy glibc (pass-through): prof_glibc_lock()/prof_glibc_unlock()
- *      wrap glibc's own functions: trylock first, on EBUSY the blocking
- *      call is timed as one "blocked" wait (no spin/park split exists,
- *      so the report leaves those columns empty).
- *
- * Nothing here allocates with malloc or uses stdio: records come from
+  * Nothing here allocates with malloc or uses stdio: records come from
  * pools mmap'ed at prof_init(), lookups are lock-free (liburcu-bp
  * cds_lfht), counters are per thread until report time.  Hooks re-entered
  * from inside the profiler (liburcu, libunwind taking a mutex) are
