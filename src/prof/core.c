@@ -29,6 +29,7 @@
  * leaf, futex based); nothing calls malloc or stdio.
  */
 #include <cpuid.h>
+#include <linux/perf_event.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -423,6 +424,11 @@ struct prof_thread *prof_self(void)
 	int32_t tid = (int32_t)gettid();
 	pt->pt_next_free = NULL;
 	pt->pt_slot = sc_thread_slot();
+	pt->pt_head = NULL;
+	if (pt->pt_slot && __atomic_load_n(&pt->pt_slot->ss_source, __ATOMIC_RELAXED) ==
+	                   SCHEDCTL_SOURCE_PERF)
+		pt->pt_head = (const uint64_t *)&((const struct perf_event_mmap_page *)
+		              sc_slot_ring(pt->pt_slot))->data_head;
 	(void)prctl(PR_GET_NAME, pt->pt_comm, 0, 0, 0);
 	pt->pt_last_tid = tid;
 	__atomic_store_n(&pt->pt_tid, tid, __ATOMIC_RELAXED);
@@ -482,6 +488,13 @@ static inline uint32_t my_lhp(const struct prof_thread *pt)
 	                                     __ATOMIC_RELAXED) : 0;
 }
 
+/* Bumped by the kernel at each of our context switches (the ring holds
+ * only switch records); 0 without a ring. */
+static inline uint64_t my_switches(const struct prof_thread *pt)
+{
+	return pt->pt_head ? __atomic_load_n(pt->pt_head, __ATOMIC_RELAXED) : 0;
+}
+
 /* Count one acquisition and start its hold.  => tls_busy held. */
 static struct prof_tentry *count_acquired(struct prof_thread *pt,
                                           const void *lock, uintptr_t pc,
@@ -505,6 +518,7 @@ static struct prof_tentry *count_acquired(struct prof_thread *pt,
 		h->h_t0 = 0;
 	}
 	h->h_lhp0 = my_lhp(pt);
+	h->h_head0 = my_switches(pt);
 	h->h_flags = hflags;
 	__atomic_store_n(&h->h_site, te->te_site, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->h_lock, lock, __ATOMIC_RELAXED);
@@ -551,7 +565,7 @@ void prof_released_slow(const void *lock)
 			if (++te->te_hist[b] >= (1u << 31))
 				entry_flush(te);
 		}
-		if (my_lhp(pt) != h->h_lhp0)
+		if (my_lhp(pt) != h->h_lhp0 || my_switches(pt) != h->h_head0)
 			add(&te->te_site->sr_c.c_lhp, 1);
 		if ((h->h_flags & PROF_HELD_TRACE) && h->h_t0)
 			prof_trace_event(pt, PROF_EV_HOLD, h->h_t0, now, lock, 0);

@@ -119,6 +119,7 @@ struct prof_held {
 	struct prof_siterec *h_site;      /* read by waiters (relaxed) */
 	uint64_t h_t0;                    /* ticks at acquisition */
 	uint32_t h_lhp0;                  /* holder's ss_lhp at acquisition */
+	uint64_t h_head0;                 /* its perf ring's data_head then */
 	uint32_t h_flags;                 /* PROF_HELD_* */
 };
 #define PROF_HELD_TRACE 1u                /* trace this hold */
@@ -136,6 +137,8 @@ struct prof_thread {
 	uint32_t pt_hold_left;            /* untimed holds before the next */
 	struct prof_tchunk *pt_chunk;     /* trace events (see trace.c) */
 	struct sc_slot *pt_slot;          /* its schedctl slot or NULL */
+	const uint64_t *pt_head;          /* its perf ring's data_head, or
+	                                     NULL (no kernel switch records) */
 	char pt_comm[16];
 	int32_t pt_last_tid;              /* kept after exit: trace names */
 	struct prof_tentry pt_t[PROF_TENTRIES];

@@ -110,7 +110,7 @@ static void print_detail(struct prof_out *o, const struct prof_counts *c,
 	          ind, NS(c->c_wait_ns), NS(c->c_wait_max_ns),
 	          spin_ns(m, c->c_spin_won_ns), spin_ns(m, c->c_spin_lost_ns),
 	          spin_ns(m, c->c_park_ns));
-	po_printf(o, "%shold %s%s  mean %s  max %s  lock-holder preemptions %llu",
+	po_printf(o, "%shold %s%s  mean %s  max %s  holder switched out %llu",
 	          ind, c->c_hold_n < c->c_acq ? "~" : "", NS(prof_hold_total(c)),
 	          NS(mean), NS(c->c_hold_max_ns), (unsigned long long)c->c_lhp);
 	if (c->c_hold_n < c->c_acq)

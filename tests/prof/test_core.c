@@ -190,3 +190,27 @@ Test(prof_core, hold_sampling_times_one_in_n, .timeout = 30)
 	cr_assert_eq(h, 25);
 	prof_snap_free(s);
 }
+
+Test(prof_core, holder_switched_out_while_holding, .timeout = 30)
+{
+	sc_shared_t *me = schedctl_self();
+	cr_assert_not_null(me);
+	start_profiler(NULL, NULL, NULL, 0);
+	for (int i = 0; i < 3; i++) {
+		fake_lock(lock_a);          /* held across a sleep */
+		usleep(2000);
+		fake_unlock(lock_a);
+	}
+	for (int i = 0; i < 50; i++) {
+		fake_lock(lock_b);          /* short holds */
+		fake_unlock(lock_b);
+	}
+	struct prof_snap *s = prof_snap_take(true);
+	const struct prof_slock *a = find_lock(s, lock_a), *b = find_lock(s, lock_b);
+	cr_assert(a && b);
+	if (schedctl_source(me) == SCHEDCTL_SOURCE_PERF)
+		cr_assert_eq(a->l_c.c_lhp, 3, "every sleeping hold: %llu",
+		             (unsigned long long)a->l_c.c_lhp);
+	cr_assert_leq(b->l_c.c_lhp, 5, "short holds rarely switched out");
+	prof_snap_free(s);
+}
