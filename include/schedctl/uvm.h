@@ -75,8 +75,8 @@ struct uvm_stats {
 	uint64_t us_pool_pages;  /* pool pages allocated, whole process */
 };
 
-/* A new region of len bytes (a multiple of the page size, > 0), zero
- * filled and populated lazily.  prot: PROT_NONE or an OR of PROT_READ,
+/* A new region of len bytes (a multiple of the page size, > 0, at most
+ * 64 GiB), zero filled and populated lazily.  prot: PROT_NONE or an OR of PROT_READ,
  * PROT_WRITE, PROT_EXEC.  NULL with errno (EINVAL, ENOMEM, ENOSYS,
  * EPERM). */
 UVM_API struct uvm_region *uvm_map_anon(size_t len, int prot);

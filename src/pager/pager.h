@@ -49,9 +49,10 @@
 #define PG_SHIFT 12
 #define PG_SIZE  ((size_t)1 << PG_SHIFT)
 
-/* Largest region, in pages (1 TiB): keeps every page count and pool
- * address computation far from overflow. */
-#define UVM_MAXPAGES ((size_t)1 << 28)
+/* Largest region, in pages (64 GiB).  The pager keeps per page 8 bytes
+ * of rg_map, 1 of rg_wired and 8 of amap slot (4 more of ppref after a
+ * partial release of a shared amap): 1/240 of the region. */
+#define UVM_MAXPAGES ((size_t)1 << 24)
 
 /* ---- pool.c ------------------------------------------------------- */
 

@@ -254,3 +254,51 @@ Test(api, unprivileged_user_mode_only, .timeout = 30)
 	}
 	cr_assert_eq(pu_wait(pid), 0);
 }
+
+/* Odd shapes: PROT_NONE regions, a region released piece by piece then
+ * destroyed, a copy of a copy of a region with holes, huge requests. */
+Test(api, odd_shapes)
+{
+	struct uvm_region *n = uvm_map_anon(2 * PG, PROT_NONE);
+	cr_assert_not_null(n);
+	cr_assert_eq(pu_probe(uvm_base(n), 0), SIGSEGV);
+	struct uvm_region *nc = uvm_copy(n);
+	cr_assert_not_null(nc);
+	cr_assert_eq(uvm_unmap(nc, 0, 2 * PG), 0);
+	cr_assert_eq(uvm_unmap(n, 0, 2 * PG), 0);
+
+	struct uvm_region *r = uvm_map_anon(8 * PG, PROT_READ | PROT_WRITE);
+	char *b = uvm_base(r);
+	for (int i = 0; i < 8; i++)
+		b[i * PG] = (char)(i + 1);
+	for (int i = 0; i < 8; i += 2)
+		cr_assert_eq(uvm_unmap(r, (size_t)i * PG, PG), 0);
+	struct uvm_region *c1 = uvm_copy(r), *c2 = uvm_copy(c1);
+	char *q = uvm_base(c2);
+	for (int i = 0; i < 8; i++) {
+		if (i % 2)
+			cr_assert_eq(q[i * PG], i + 1);
+		else
+			cr_assert_eq(pu_probe(q + i * PG, 0), SIGSEGV);
+	}
+	for (int i = 1; i < 8; i += 2)   /* every page released: still valid */
+		cr_assert_eq(uvm_unmap(r, (size_t)i * PG, PG), 0);
+	cr_assert_eq(uvm_size(r), 8 * PG);
+	cr_assert_eq(pu_pool_pages(r), 4);   /* c1 and c2 still hold them */
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+	cr_assert_eq(uvm_unmap(c1, 0, 8 * PG), 0);
+	cr_assert_eq(q[3 * PG], 4);
+	cr_assert_eq(uvm_unmap(c2, 0, 8 * PG), 0);
+
+	errno = 0;   /* 4 GiB of address space, one page touched */
+	struct uvm_region *big = uvm_map_anon((size_t)1 << 32, PROT_READ);
+	if (big) {
+		cr_assert_eq(((volatile char *)uvm_base(big))[(size_t)1 << 31], 0);
+		cr_assert_eq(uvm_unmap(big, 0, (size_t)1 << 32), 0);
+	} else {
+		cr_assert_eq(errno, ENOMEM);
+	}
+	errno = 0;   /* beyond the 64 GiB limit */
+	cr_assert_null(uvm_map_anon((size_t)1 << 37, PROT_READ));
+	cr_assert_eq(errno, EINVAL);
+}
