@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "prof/out.h"
@@ -108,6 +109,14 @@ int po_flush(struct prof_out *o)
 int po_open(struct prof_file *pf, const char *path)
 {
 	pf->f_path = path;
+	pf->f_tmp[0] = 0;
+	/* Not a regular file (/dev/null, a FIFO, a terminal): write to it
+	 * directly; renaming over it would replace the device. */
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		return fd < 0 ? -errno : fd;
+	}
 	int n = snprintf(pf->f_tmp, sizeof pf->f_tmp, "%s.tmp.%d", path,
 	                 (int)getpid());
 	if (n < 0 || (size_t)n >= sizeof pf->f_tmp)
@@ -122,6 +131,8 @@ int po_commit(struct prof_file *pf, int fd, int err)
 {
 	if (close(fd) != 0 && !err)
 		err = -errno;
+	if (!pf->f_tmp[0])
+		return err;
 	if (!err && rename(pf->f_tmp, pf->f_path) != 0)
 		err = -errno;
 	if (err)

@@ -30,7 +30,9 @@ SC_HIDDEN void po_xml(struct prof_out *o, const char *s);
 SC_HIDDEN int po_flush(struct prof_out *o);
 
 /* Write path atomically: open a temporary file next to it
- * (O_EXCL|O_NOFOLLOW), then po_commit renames it over path.
+ * (O_EXCL|O_NOFOLLOW), then po_commit renames it over path.  A path that
+ * exists and is not a regular file (/dev/null, a FIFO) is written
+ * directly.
  * => fd, or -errno. */
 struct prof_file { char f_tmp[4200]; const char *f_path; };
 SC_HIDDEN int po_open(struct prof_file *pf, const char *path);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -157,4 +158,17 @@ Test(prof_procs, preload_profiles_an_unmodified_program_and_children,
 		prof_snap_free(c);
 	}
 	rm_dir(dir);
+}
+
+Test(prof_procs, device_destination_written_not_replaced, .timeout = 30)
+{
+	struct stat before, after;
+	cr_assert_eq(stat("/dev/null", &before), 0);
+	const char *argv[] = { getenv("PROF_HELPER"), "exec", NULL };
+	const char *env[] = { "SCHEDCTL_PROFILE_OUT=/dev/null",
+	                      "SCHEDCTL_PROFILE_JSON=/dev/null", NULL };
+	cr_assert_eq(run_env(argv, env), 0);
+	cr_assert_eq(stat("/dev/null", &after), 0);
+	cr_assert(S_ISCHR(after.st_mode) && after.st_rdev == before.st_rdev &&
+	          after.st_ino == before.st_ino, "/dev/null is still the device");
 }
