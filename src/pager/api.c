@@ -20,6 +20,7 @@
 struct uvm_pager uvm_pager = {
 	.up_lock = PTHREAD_MUTEX_INITIALIZER,
 	.up_uffd = -1,
+	.up_kick_fd = -1,
 	.up_pool = { .p_poison_fd = -1 },
 };
 
@@ -56,7 +57,9 @@ static int uvm_start(void)
 		pool_fini();
 		if (uvm_pager.up_uffd >= 0)
 			close(uvm_pager.up_uffd);
-		uvm_pager.up_uffd = -1;
+		if (uvm_pager.up_kick_fd >= 0)
+			close(uvm_pager.up_kick_fd);
+		uvm_pager.up_uffd = uvm_pager.up_kick_fd = -1;
 		return e;
 	}
 	/* leave half of the process's mapping budget to everyone else */

@@ -42,6 +42,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -341,8 +342,12 @@ static uint64_t flt_now_ns(void)
 
 /* Read the next batch of messages.  After a fault, faults tend to come
  * in bursts: poll without sleeping for FLT_SPIN_NS before blocking, so a
- * burst costs the faulting threads' wake-ups but not the pager's. */
-static ssize_t flt_read(int fd, struct uffd_msg *msg, size_t size)
+ * burst costs the faulting threads' wake-ups but not the pager's.  The
+ * pager sleeps on the userfaultfd, the fork leases (a lease's
+ * end-of-file thaws the pages frozen for it, fork.c) and up_kick_fd,
+ * which fork.c writes when it adds a lease. */
+static ssize_t flt_read(int fd, int kick, struct uffd_msg *msg,
+                        size_t size)
 {
 	uint64_t until = flt_now_ns() + FLT_SPIN_NS;
 	for (;;) {
@@ -351,19 +356,32 @@ static ssize_t flt_read(int fd, struct uffd_msg *msg, size_t size)
 			return n;
 		if (flt_now_ns() < until)
 			continue;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		struct pollfd pfd[2 + FORK_MAXLEASES];
+		pfd[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = kick, .events = POLLIN };
+		int nl = fork_poll_fds(pfd + 2, FORK_MAXLEASES);
+		int r = poll(pfd, 2 + (nfds_t)nl, -1);
+		if (r < 0 && errno != EINTR)
 			return -1;
+		uint64_t drain;
+		if (r > 0 && pfd[1].revents &&
+		    read(kick, &drain, sizeof drain) < 0 && errno != EAGAIN)
+			return -1;
+		if (r > 0 && nl) {
+			pthread_mutex_lock(&uvm_pager.up_lock);
+			fork_lease_check(pfd + 2, nl);
+			pthread_mutex_unlock(&uvm_pager.up_lock);
+		}
 		until = flt_now_ns() + FLT_SPIN_NS;
 	}
 }
 
 static void *flt_main(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	int fd = (int)(intptr_t)arg, kick = uvm_pager.up_kick_fd;
 	struct uffd_msg msg[FLT_BATCH];
 	for (;;) {
-		ssize_t n = flt_read(fd, msg, sizeof msg);
+		ssize_t n = flt_read(fd, kick, msg, sizeof msg);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -426,6 +444,14 @@ int flt_init(void)
 		return fd;
 	api = (struct uffdio_api){ .api = UFFD_API, .features = want };
 	if (ioctl(fd, UFFDIO_API, &api)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	if (uvm_pager.up_kick_fd >= 0)
+		close(uvm_pager.up_kick_fd);   /* a fork child's inherited one */
+	uvm_pager.up_kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (uvm_pager.up_kick_fd < 0) {
 		e = -errno;
 		close(fd);
 		return e;

@@ -39,6 +39,7 @@
 #ifndef SCHEDCTL_PAGER_H
 #define SCHEDCTL_PAGER_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,10 +75,14 @@ struct pool_file {
 	uint64_t pf_frozen;    /* pages below this may be mapped by another
 	                          process (fork): never written in place,
 	                          never punched */
+	uint64_t pf_floor;     /* pf_frozen never drops below this: all of an
+	                          inherited file, in a fork child */
 };
 
 struct pool {
 	struct pool_file p_files[POOL_MAXFILES];
+	pool_addr_t *p_deferred;   /* freed while frozen: punch when thawed */
+	size_t p_ndeferred, p_capdeferred;
 	unsigned p_cur;        /* file new windows come from */
 	unsigned p_nfiles;
 	int p_poison_fd;       /* empty memfd: mapping it raises SIGBUS */
@@ -95,6 +100,7 @@ int pool_read(pool_addr_t a, void *buf, size_t n);
 int pool_write(pool_addr_t a, const void *buf, size_t n);
 bool pool_present(pool_addr_t a);
 void pool_free_page(pool_addr_t a);
+void pool_thaw(const uint64_t *frozen);
 
 /* mmap-backed memory: safe on the fault path (no malloc). */
 void *mem_alloc(size_t bytes);           /* zeroed; NULL on failure */
@@ -106,6 +112,15 @@ struct slab {
 };
 void *slab_alloc(struct slab *s);        /* zeroed; NULL on failure */
 void slab_free(struct slab *s, void *p);
+
+/* (fork.c) A fork child that may still map pages of this process: its end of
+ * fl_fd closes when it (and every process it forked before exec) has
+ * exec'd or exited. */
+#define FORK_MAXLEASES 32
+struct fork_lease {
+	int fl_fd;                          /* read end, -1 if unused */
+	uint64_t fl_frozen[POOL_MAXFILES];  /* pf_next of each file at fork */
+};
 
 /* ---- anon.c ------------------------------------------------------- */
 
@@ -162,6 +177,7 @@ struct uvm_region {
 struct uvm_pager {
 	pthread_mutex_t up_lock;
 	int up_uffd;
+	int up_kick_fd;            /* eventfd: wakes the pager (new lease) */
 	bool up_user_only;         /* UFFD_USER_MODE_ONLY was needed */
 	bool up_poison_ioctl;      /* UFFDIO_POISON available */
 	bool up_started;
@@ -176,6 +192,10 @@ struct uvm_pager {
 	/* tests: called between mmap and UFFDIO_REGISTER (region.c) */
 	void (*up_test_window)(uintptr_t va, size_t len);
 	struct pool up_pool;
+	struct fork_lease up_leases[FORK_MAXLEASES];
+	int up_nleases;            /* atomic: stored with release under
+	                              uvm_lock, loaded with acquire by the
+	                              pager to build its poll set (fork.c) */
 };
 
 extern struct uvm_pager uvm_pager;
@@ -209,5 +229,7 @@ void uffd_wake(uintptr_t va, size_t len);
 /* ---- fork.c ------------------------------------------------------- */
 
 int fork_init(void);
+int fork_poll_fds(struct pollfd *pfd, int max);
+void fork_lease_check(const struct pollfd *pfd, int n);
 
 #endif /* SCHEDCTL_PAGER_H */

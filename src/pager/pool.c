@@ -95,6 +95,7 @@ int pool_newfile(void)
 	f->pf_fd = fd;
 	f->pf_next = 0;
 	f->pf_frozen = 0;
+	f->pf_floor = 0;
 	p->p_cur = p->p_nfiles++;
 	return 0;
 }
@@ -167,14 +168,54 @@ bool pool_present(pool_addr_t a)
 
 /* The last anon holding page a is gone: give the memory back, unless
  * another process may still map it.  => uvm_lock held. */
+static void pool_punch(pool_addr_t a)
+{
+	fallocate(pool_fd(a), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	          (off_t)PA_PGNO(a) << PG_SHIFT, PG_SIZE);
+}
+
 void pool_free_page(pool_addr_t a)
 {
 	struct pool *p = &uvm_pager.up_pool;
 	p->p_pages--;
-	if (pool_frozen(a))
+	if (!pool_frozen(a)) {
+		pool_punch(a);
 		return;
-	fallocate(pool_fd(a), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	          (off_t)PA_PGNO(a) << PG_SHIFT, PG_SIZE);
+	}
+	/* remember it for pool_thaw; if that fails the page stays until
+	 * every process using the file is gone, as documented */
+	if (p->p_ndeferred == p->p_capdeferred) {
+		size_t ncap = p->p_capdeferred ? p->p_capdeferred * 2 : 512;
+		pool_addr_t *n = mem_alloc(ncap * sizeof *n);
+		if (!n)
+			return;
+		if (p->p_deferred)
+			memcpy(n, p->p_deferred, p->p_ndeferred * sizeof *n);
+		mem_free(p->p_deferred, p->p_capdeferred * sizeof *n);
+		p->p_deferred = n;
+		p->p_capdeferred = ncap;
+	}
+	p->p_deferred[p->p_ndeferred++] = a;
+}
+
+/* The children that could map some frozen pages are gone: frozen[f] is
+ * the new watermark of file f (never below its floor).  Punch the pages
+ * freed meanwhile that are no longer frozen.  => uvm_lock held. */
+void pool_thaw(const uint64_t *frozen)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	for (unsigned f = 0; f < p->p_nfiles; f++) {
+		struct pool_file *pf = &p->p_files[f];
+		pf->pf_frozen = frozen[f] > pf->pf_floor ? frozen[f] : pf->pf_floor;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < p->p_ndeferred; i++) {
+		if (pool_frozen(p->p_deferred[i]))
+			p->p_deferred[k++] = p->p_deferred[i];
+		else
+			pool_punch(p->p_deferred[i]);
+	}
+	p->p_ndeferred = k;
 }
 
 /* ---- allocators ---------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "pager/pager.h"
 #include "util.h"
 
 #define NP 256
@@ -135,4 +136,58 @@ Test(fork, shared_amap_then_fork, .timeout = 30)
 	cr_assert_eq(pu_wait(pid), 0);
 	cr_assert_eq(check(r, 9), 0);
 	cr_assert_eq(check(c, 9), 0);
+}
+
+/* When the child is gone (exit or exec), the parent's pages thaw: writes
+ * are in place again (case 1A) and the pages freed while the child lived
+ * go back to the system. */
+static void thaw_after(int exec_child)
+{
+	size_t np = 64;
+	struct uvm_region *r = uvm_map_anon(np * PG, PROT_READ | PROT_WRITE);
+	char *b = uvm_base(r);
+	for (size_t i = 0; i < np; i++)
+		b[i * PG] = 1;
+	long long before = pu_pool_bytes();
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char x;
+		close(go[1]);
+		if (read(go[0], &x, 1) != 1 || b[0] != 1)
+			_exit(1);
+		if (exec_child)
+			execl("/bin/true", "true", (char *)NULL);
+		_exit(0);
+	}
+	close(go[0]);
+	b[0] = 2;                        /* frozen: copied (1B) */
+	struct uvm_stats st;
+	uvm_stats(r, &st);
+	cr_assert_eq(st.us_fault_1b, 1);
+	cr_assert_eq(pu_pool_bytes(), before + PG);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(pu_wait(pid), 0);
+	cr_assert(pu_leases_drained(), "lease never retired");
+	/* the old page 0 was punched; a write now is made in place */
+	cr_assert_eq(pu_pool_bytes(), before);
+	b[PG] = 3;
+	uvm_stats(r, &st);
+	cr_assert_eq(st.us_fault_1a, 1, "1a %lu 1b %lu",
+	             (unsigned long)st.us_fault_1a, (unsigned long)st.us_fault_1b);
+	cr_assert_eq(st.us_fault_1b, 1);
+	cr_assert_eq(pu_pool_bytes(), before);
+	cr_assert_eq(b[0], 2);
+	cr_assert_eq(uvm_unmap(r, 0, np * PG), 0);
+}
+
+Test(fork, thaw_after_child_exits, .timeout = 30)
+{
+	thaw_after(0);
+}
+
+Test(fork, thaw_after_child_execs, .timeout = 30)
+{
+	thaw_after(1);
 }

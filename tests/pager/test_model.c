@@ -201,6 +201,7 @@ static void run_seed(unsigned seed, int steps)
 	rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	eager = seed % 2;
 	forked = false;
+	cr_assert(pu_leases_drained(), "seed %u: children not retired", seed);
 	long long held_before = pu_pool_bytes();
 	memset(regs, 0, sizeof regs);
 	mreg_new(&regs[0], 1 + rnd(48));

@@ -94,6 +94,21 @@ static inline int pu_wait(pid_t pid)
 	return WEXITSTATUS(st);
 }
 
+/* Wait (up to 5 s) until the pager has retired every fork lease, i.e.
+ * noticed that the children are gone and thawed their pages.  White-box:
+ * needs pager/pager.h. */
+#ifdef SCHEDCTL_PAGER_H
+static inline int pu_leases_drained(void)
+{
+	for (int i = 0; i < 500; i++) {
+		if (__atomic_load_n(&uvm_pager.up_nleases, __ATOMIC_ACQUIRE) == 0)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+#endif
+
 /* Pool pages of the whole process, as the pager counts them. */
 static inline uint64_t pu_pool_pages(const struct uvm_region *r)
 {
