@@ -32,6 +32,12 @@
  *   5. A page whose anon is shared (anon.c, amap.c) is write-protected in
  *      every region mapping it, so writing it reaches the pager.
  *
+ * Remapping a live region: between mmap and UFFDIO_REGISTER the new
+ * mapping is not watched, and another thread may touch it.  So a COW
+ * fault writes the new page into the pool before it maps it (the thread
+ * finds the right data), and a collapse adopts the empty pages the
+ * kernel allocated meanwhile (rg_adopt_strays), keeping invariant 3.
+ *
  * Locking: uvm_lock held for everything here (pager.h).
  */
 #include <errno.h>
