@@ -1,49 +1,32 @@
 /*
- * core.c - the profiler's records and the hooks the locks call.
+ * core.c - the hooks the locks call, and the per-thread counters behind
+ * them (records.c holds the shared records).
  *
  * Invariants:
- *   - A lock record (prof_lockrec) and a site record (prof_siterec) are
- *     taken from their pools by an atomic bump of g_nlocks/g_nsites and
- *     never returned.  A record is published by cds_lfht_add_unique();
- *     a record that lost the race to another thread stays unpublished
- *     (lr_live 0, not on any list) and is ignored by reports.
- *   - Site pool layout: [0, max_sites) ordinary sites, then one overflow
- *     site per lock record (lr_other), then the global overflow lock's.
- *   - Each lock's published sites form a push-only list (lr_sites,
- *     sr_next): pushed with a release CAS, walked with acquire loads.
  *   - A thread's prof_thread is written only by that thread, except
- *     pt_held/pt_nheld which waiters read (relaxed) to find the holder's
- *     site, and the counters a report reads (relaxed).
- *
- *   - The two cds_lfht tables are used WITHOUT rcu read-side sections:
- *     nothing is ever removed from them and they never resize (fixed
- *     bucket count, no CDS_LFHT_AUTO_RESIZE), so no node or bucket is
- *     ever reclaimed and a lookup can never see freed memory.  This is
- *     required, not a shortcut: liburcu-bp registers a thread on its
- *     first read-side lock by taking its registry mutex, and when the
- *     acquisition being profiled is that very mutex (liburcu's own
- *     thread registration and exit paths lock it through our
- *     pthread_mutex_lock) the thread would deadlock on itself.
+ *     pt_held/pt_nheld, which waiters read (relaxed; pt_nheld release/
+ *     acquire) to find the holder's site, and the counters a report reads
+ *     (relaxed).  A prof_thread goes back to the free list when its
+ *     thread exits (pthread key destructor), after its counters were
+ *     added to the shared records.
+ *   - tls_busy > 0: the thread is inside the profiler (or is its agent):
+ *     every hook returns at once, so locks taken by libunwind, liburcu or
+ *     the report code on this thread are not profiled and cannot recurse.
  *
  * Lock state: nothing here blocks except prof_thr_lock (thread pool,
  * leaf, futex based); nothing calls malloc or stdio.
  */
-#include <cpuid.h>
-#include <linux/perf_event.h>
 #include <errno.h>
+#include <linux/perf_event.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
 #include "prof/prof_int.h"
 #include "prof/trace.h"
 
 bool prof_on_flag;
 __thread const void *prof_caller_tls __attribute__((tls_model("initial-exec")));
-struct prof_global prof_g;
 
 static __thread struct prof_thread *tls_pt __attribute__((tls_model("initial-exec")));
 static __thread unsigned tls_busy __attribute__((tls_model("initial-exec")));
@@ -53,313 +36,21 @@ static pthread_key_t prof_key;
 
 #define PROF_ACQ_MAGIC 0x50524f46u
 
-__extension__ typedef unsigned __int128 u128;
-
-/* ---- clock ---- */
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t prof_tick(void)
-{
-#if defined(__x86_64__)
-	if (__builtin_expect(prof_g.g_tsc, 1))
-		return __rdtsc();
-#endif
-	return mono_ns();
-}
-
-uint64_t prof_ticks_ns(uint64_t d)
-{
-	if (!prof_g.g_tsc)
-		return d;
-	u128 v = (u128)d * prof_g.g_mult;
-	return (uint64_t)(v >> 32);
-}
-
-uint64_t prof_tick_to_ns(uint64_t t)
-{
-	return t > prof_g.g_t0_tick ? prof_ticks_ns(t - prof_g.g_t0_tick) : 0;
-}
-
-/* The TSC, if invariant, calibrated against CLOCK_MONOTONIC for 2 ms;
- * else CLOCK_MONOTONIC itself. */
-static void prof_clock_init(void)
-{
-	prof_g.g_tsc = false;
-#if defined(__x86_64__)
-	unsigned a, b, c, d;
-	if (__get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8))) {
-		uint64_t n0 = mono_ns(), t0 = __rdtsc(), n1, t1;
-		do {
-			n1 = mono_ns();
-			t1 = __rdtsc();
-		} while (n1 - n0 < 2000000);
-		if (t1 > t0) {
-			prof_g.g_mult = (uint64_t)(((u128)(n1 - n0) << 32)
-			                           / (t1 - t0));
-			prof_g.g_tsc = prof_g.g_mult != 0;
-		}
-	}
-#endif
-	prof_g.g_t0_tick = prof_tick();
-	prof_g.g_t0_ns = mono_ns();
-}
-
-unsigned prof_hist_bucket(uint64_t ns)
-{
-	unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0;
-	return b < PROF_HIST_N ? b : PROF_HIST_N - 1;
-}
-
-/* ---- pools and tables ---- */
-
-static void *pool_map(size_t n, size_t size)
-{
-	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static inline unsigned long hash_ptr2(const void *a, uintptr_t b)
-{
-	uint64_t x = (uint64_t)(uintptr_t)a * 0x9e3779b97f4a7c15ull;
-	x ^= (uint64_t)b * 0xc2b2ae3d27d4eb4full;
-	x ^= x >> 29;
-	return (unsigned long)(x * 0x94d049bb133111ebull);
-}
-
-static int lock_match(struct cds_lfht_node *n, const void *key)
-{
-	return caa_container_of(n, struct prof_lockrec, lr_node)->lr_lock == key;
-}
-
-struct site_key { const void *lock; uintptr_t pc; };
-
-static int site_match(struct cds_lfht_node *n, const void *key)
-{
-	const struct prof_siterec *sr =
-		caa_container_of(n, struct prof_siterec, sr_node);
-	const struct site_key *k = key;
-	return sr->sr_lock == k->lock && sr->sr_pc == k->pc;
-}
-
-static void site_init(struct prof_siterec *sr, struct prof_lockrec *lr,
-                      const void *lock, uintptr_t pc)
-{
-	sr->sr_lock = lock;
-	sr->sr_pc = pc;
-	sr->sr_lr = lr;
-	cds_lfht_node_init(&sr->sr_node);
-}
-
-static void lock_init(struct prof_lockrec *lr, unsigned idx, const void *lock)
-{
-	lr->lr_lock = lock;
-	lr->lr_index = idx;
-	lr->lr_other = &prof_g.g_sitepool[prof_g.g_cfg.pc_max_sites + idx];
-	site_init(lr->lr_other, lr, lock, 0);
-	cds_lfht_node_init(&lr->lr_node);
-}
-
-static void thread_exit_destructor(void *arg);
-
-int prof_core_init(const struct prof_config *cfg)
-{
-	struct prof_global *g = &prof_g;
-	g->g_cfg = *cfg;
-	unsigned nl = cfg->pc_max_locks, ns = cfg->pc_max_sites;
-	g->g_sitecap = ns + nl + 1;
-	g->g_maxthr = 4096;
-	g->g_maxtid = 1u << 22;
-	g->g_lockpool = pool_map(nl + 1, sizeof *g->g_lockpool);
-	g->g_sitepool = pool_map(g->g_sitecap, sizeof *g->g_sitepool);
-	g->g_stackpool = pool_map(cfg->pc_max_stacks, sizeof *g->g_stackpool);
-	g->g_thrpool = pool_map(g->g_maxthr, sizeof *g->g_thrpool);
-	g->g_bytid = pool_map(g->g_maxtid, sizeof *g->g_bytid);
-	if (!g->g_lockpool || !g->g_sitepool || !g->g_stackpool ||
-	    !g->g_thrpool || !g->g_bytid)
-		return -ENOMEM;
-	/* Fixed-size tables: no resize, so adding never allocates. */
-	unsigned long nb = 1024;
-	while (nb < nl && nb < (1ul << 20))
-		nb <<= 1;
-	g->g_locks = cds_lfht_new(nb, nb, nb, 0, NULL);
-	nb = 1024;
-	while (nb < ns && nb < (1ul << 20))
-		nb <<= 1;
-	g->g_sites = cds_lfht_new(nb, nb, nb, 0, NULL);
-	if (!g->g_locks || !g->g_sites)
-		return -ENOMEM;
-	g->g_other_lock = &g->g_lockpool[nl];
-	lock_init(g->g_other_lock, nl, NULL);
-	g->g_bt_every = 1;
-	g->g_hold_every = cfg->pc_hold_sample ? cfg->pc_hold_sample : 1;
-	g->g_pid = getpid();
-	if (pthread_key_create(&prof_key, thread_exit_destructor) != 0)
-		return -EAGAIN;
-	prof_clock_init();
-	return 0;
-}
-
-/* The lock's record: found, added, or the
- *    overflow record when the pool is spent. */
-static struct prof_lockrec *lock_get(const void *lock)
-{
-	struct prof_global *g = &prof_g;
-	unsigned long h = hash_ptr2(lock, 0);
-	struct cds_lfht_iter it;
-	cds_lfht_lookup(g->g_locks, h, lock_match, lock, &it);
-	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-	if (n)
-		return caa_container_of(n, struct prof_lockrec, lr_node);
-	unsigned idx = __atomic_fetch_add(&g->g_nlocks, 1, __ATOMIC_RELAXED);
-	if (idx >= g->g_cfg.pc_max_locks) {
-		__atomic_store_n(&g->g_nlocks, g->g_cfg.pc_max_locks,
-		                 __ATOMIC_RELAXED);
-		__atomic_add_fetch(&g->g_lock_overflow, 1, __ATOMIC_RELAXED);
-		return g->g_other_lock;
-	}
-	struct prof_lockrec *lr = &g->g_lockpool[idx];
-	lock_init(lr, idx, lock);
-	n = cds_lfht_add_unique(g->g_locks, h, lock_match, lock, &lr->lr_node);
-	if (n != &lr->lr_node)
-		return caa_container_of(n, struct prof_lockrec, lr_node);
-	__atomic_store_n(&lr->lr_live, 1, __ATOMIC_RELEASE);
-	return lr;
-}
-
-static void site_push(struct prof_lockrec *lr, struct prof_siterec *sr)
-{
-	struct prof_siterec *head = __atomic_load_n(&lr->lr_sites, __ATOMIC_RELAXED);
-	do
-		sr->sr_next = head;
-	while (!__atomic_compare_exchange_n(&lr->lr_sites, &head, sr, true,
-	                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-}
-
-static void site_add_stack(struct prof_siterec *sr, const uintptr_t *pc, int n);
-
-/* The site record of (lock, pc): found, added, or the lock's overflow
- * site. */
-static struct prof_siterec *site_get(const void *lock, uintptr_t pc)
-{
-	struct prof_global *g = &prof_g;
-	struct site_key k = { lock, pc };
-	unsigned long h = hash_ptr2(lock, pc + 1);
-	struct cds_lfht_iter it;
-	struct prof_siterec *sr = NULL;
-	bool fresh = false;
-	cds_lfht_lookup(g->g_sites, h, site_match, &k, &it);
-	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-	if (n) {
-		sr = caa_container_of(n, struct prof_siterec, sr_node);
-		goto out;
-	}
-	struct prof_lockrec *lr = lock_get(lock);
-	if (lr == g->g_other_lock) {
-		sr = lr->lr_other;
-		goto out;
-	}
-	unsigned idx = __atomic_fetch_add(&g->g_nsites, 1, __ATOMIC_RELAXED);
-	if (idx >= g->g_cfg.pc_max_sites) {
-		__atomic_store_n(&g->g_nsites, g->g_cfg.pc_max_sites,
-		                 __ATOMIC_RELAXED);
-		__atomic_add_fetch(&g->g_site_overflow, 1, __ATOMIC_RELAXED);
-		sr = lr->lr_other;
-		goto out;
-	}
-	sr = &g->g_sitepool[idx];
-	site_init(sr, lr, lock, pc);
-	n = cds_lfht_add_unique(g->g_sites, h, site_match, &k, &sr->sr_node);
-	if (n != &sr->sr_node) {
-		sr = caa_container_of(n, struct prof_siterec, sr_node);
-		goto out;
-	}
-	site_push(lr, sr);
-	fresh = true;
-out:
-	if (fresh) {
-		/* First reference: every site gets one stack, contended
-		 * or not. */
-		uintptr_t st[PROF_FRAMES_MAX];
-		int nf = prof_backtrace(pc, st, PROF_FRAMES_MAX);
-		if (nf > 0)
-			site_add_stack(sr, st, nf);
-	}
-	return sr;
-}
-
-static void atomic_max(uint64_t *p, uint64_t v)
-{
-	uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
-	while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true,
-	                                                __ATOMIC_RELAXED,
-	                                                __ATOMIC_RELAXED))
-		;
-}
-
-static inline void add(uint64_t *p, uint64_t v)
-{
-	if (v)
-		__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
-}
-
-/* Count one sample of stack pc[0..n) in site sr. */
-static void site_add_stack(struct prof_siterec *sr, const uintptr_t *pc, int n)
-{
-	uint64_t h = prof_stack_hash(pc, n);
-	for (int i = 0; i < PROF_SITE_STACKS; i++) {
-		struct prof_stack *st = __atomic_load_n(&sr->sr_stack[i],
-		                                        __ATOMIC_ACQUIRE);
-		if (!st) {
-			unsigned idx = __atomic_fetch_add(&prof_g.g_nstacks, 1,
-			                                  __ATOMIC_RELAXED);
-			if (idx >= prof_g.g_cfg.pc_max_stacks) {
-				__atomic_store_n(&prof_g.g_nstacks,
-				                 prof_g.g_cfg.pc_max_stacks,
-				                 __ATOMIC_RELAXED);
-				add(&prof_g.g_stack_overflow, 1);
-				break;
-			}
-			struct prof_stack *ns = &prof_g.g_stackpool[idx];
-			ns->st_hash = h;
-			ns->st_n = (uint32_t)n;
-			memcpy(ns->st_pc, pc, (size_t)n * sizeof *pc);
-			if (__atomic_compare_exchange_n(&sr->sr_stack[i], &st, ns,
-			                                false, __ATOMIC_RELEASE,
-			                                __ATOMIC_ACQUIRE)) {
-				add(&sr->sr_stack_n[i], 1);
-				return;
-			}
-			/* lost the slot: ns is wasted, st is the winner */
-		}
-		if (st->st_hash == h) {
-			add(&sr->sr_stack_n[i], 1);
-			return;
-		}
-	}
-	add(&sr->sr_stack_other, 1);
-}
 
 /* ---- threads ---- */
 
-static void entry_flush(struct prof_tentry *te)
+void prof_entry_flush(struct prof_tentry *te)
 {
 	struct prof_siterec *sr = te->te_site;
 	if (!sr)
 		return;
 	struct prof_counts *c = &sr->sr_c;
-	add(&c->c_acq, te->te_acq);
-	add(&c->c_hold_ns, te->te_hold_ns);
-	add(&c->c_hold_n, te->te_hold_n);
-	atomic_max(&c->c_hold_max_ns, te->te_hold_max_ns);
+	prof_add(&c->c_acq, te->te_acq);
+	prof_add(&c->c_hold_ns, te->te_hold_ns);
+	prof_add(&c->c_hold_n, te->te_hold_n);
+	prof_max(&c->c_hold_max_ns, te->te_hold_max_ns);
 	for (int i = 0; i < PROF_HIST_N; i++)
-		add(&c->c_hold_hist[i], te->te_hist[i]);
+		prof_add(&c->c_hold_hist[i], te->te_hist[i]);
 	__atomic_store_n(&te->te_acq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&te->te_hold_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&te->te_hold_n, 0, __ATOMIC_RELAXED);
@@ -375,10 +66,10 @@ static void thread_release(void *arg)
 		return;
 	tls_busy++;
 	for (int i = 0; i < PROF_TENTRIES; i++) {
-		entry_flush(&pt->pt_t[i]);
+		prof_entry_flush(&pt->pt_t[i]);
 		__atomic_store_n(&pt->pt_t[i].te_site, NULL, __ATOMIC_RELAXED);
 	}
-	add(&prof_g.g_untracked, pt->pt_untracked);
+	prof_add(&prof_g.g_untracked, pt->pt_untracked);
 	pt->pt_untracked = 0;
 	uint64_t now = prof_tick();
 	prof_trace_event(pt, PROF_EV_STATE, now, now, NULL, SC_FREE);
@@ -401,6 +92,11 @@ static void thread_exit_destructor(void *arg)
 	thread_release(arg);
 }
 
+int prof_threads_init(void)
+{
+	return pthread_key_create(&prof_key, thread_exit_destructor) ? -EAGAIN : 0;
+}
+
 struct prof_thread *prof_self(void)
 {
 	struct prof_thread *pt = tls_pt;
@@ -416,7 +112,7 @@ struct prof_thread *prof_self(void)
 		if (idx >= prof_g.g_maxthr) {
 			__atomic_store_n(&prof_g.g_nthr, prof_g.g_maxthr,
 			                 __ATOMIC_RELAXED);
-			add(&prof_g.g_thr_overflow, 1);
+			prof_add(&prof_g.g_thr_overflow, 1);
 			return NULL;
 		}
 		pt = &prof_g.g_thrpool[idx];
@@ -456,7 +152,7 @@ void prof_thread_guard(bool on)
 static struct prof_tentry *entry_get(struct prof_thread *pt, const void *lock,
                                      uintptr_t pc)
 {
-	unsigned h = (unsigned)(hash_ptr2(lock, pc) >> 40) & (PROF_TENTRIES - 1);
+	unsigned h = (unsigned)(prof_hash2(lock, pc) >> 40) & (PROF_TENTRIES - 1);
 	struct prof_tentry *empty = NULL;
 	for (unsigned i = 0; i < 4; i++) {
 		struct prof_tentry *te = &pt->pt_t[(h + i) & (PROF_TENTRIES - 1)];
@@ -465,11 +161,11 @@ static struct prof_tentry *entry_get(struct prof_thread *pt, const void *lock,
 		if (!te->te_site && !empty)
 			empty = te;
 	}
-	struct prof_siterec *sr = site_get(lock, pc);
+	struct prof_siterec *sr = prof_site_get(lock, pc);
 	struct prof_tentry *te = empty;
 	if (!te) {
 		te = &pt->pt_t[h];
-		entry_flush(te);
+		prof_entry_flush(te);
 	}
 	te->te_lock = lock;
 	te->te_pc = pc;
@@ -535,7 +231,7 @@ void prof_acquired_slow(const void *lock, const void *pc)
 	if (pt)
 		count_acquired(pt, lock, caller_pc(pc), 0);
 	else
-		add(&site_get(lock, caller_pc(pc))->sr_c.c_acq, 1);
+		prof_add(&prof_site_get(lock, caller_pc(pc))->sr_c.c_acq, 1);
 	tls_busy--;
 }
 
@@ -563,10 +259,10 @@ void prof_released_slow(const void *lock)
 				te->te_hold_max_ns = ns;
 			unsigned b = prof_hist_bucket(ns);
 			if (++te->te_hist[b] >= (1u << 31))
-				entry_flush(te);
+				prof_entry_flush(te);
 		}
 		if (my_lhp(pt) != h->h_lhp0 || my_switches(pt) != h->h_head0)
-			add(&te->te_site->sr_c.c_lhp, 1);
+			prof_add(&te->te_site->sr_c.c_lhp, 1);
 		if ((h->h_flags & PROF_HELD_TRACE) && h->h_t0)
 			prof_trace_event(pt, PROF_EV_HOLD, h->h_t0, now, lock, 0);
 		/* Remove entry i: later (inner) holds move down one. */
@@ -641,7 +337,7 @@ static void count_blocker(struct prof_siterec *sr, const struct prof_acq *a)
 {
 	const struct prof_siterec *os = a->pa_owner_site;
 	if (!os) {
-		add(&sr->sr_blk_other, 1);
+		prof_add(&sr->sr_blk_other, 1);
 		return;
 	}
 	for (int i = 0; i < PROF_BLOCKERS; i++) {
@@ -652,13 +348,13 @@ static void count_blocker(struct prof_siterec *sr, const struct prof_acq *a)
 		                                        __ATOMIC_RELAXED))
 			cur = os;
 		if (cur == os) {
-			add(&sr->sr_blk_n[i], 1);
+			prof_add(&sr->sr_blk_n[i], 1);
 			__atomic_store_n(&sr->sr_blk_tid[i], a->pa_owner_tid,
 			                 __ATOMIC_RELAXED);
 			return;
 		}
 	}
-	add(&sr->sr_blk_other, 1);
+	prof_add(&sr->sr_blk_other, 1);
 }
 
 static int outcome_of(const struct prof_acq *a)
@@ -685,32 +381,32 @@ void prof_contended_slow(const void *lock, struct prof_acq *a, const void *pc)
 		sr = count_acquired(pt, lock, cpc, PROF_HELD_TIMED |
 		                    (prof_g.g_trace ? PROF_HELD_TRACE : 0))->te_site;
 	} else {
-		sr = site_get(lock, cpc);
-		add(&sr->sr_c.c_acq, 1);
+		sr = prof_site_get(lock, cpc);
+		prof_add(&sr->sr_c.c_acq, 1);
 	}
 	struct prof_counts *c = &sr->sr_c;
 	int oc = outcome_of(a);
-	add(&c->c_contended, 1);
-	add(&c->c_outcome[oc], 1);
-	add(&c->c_spin_won_ns, a->pa_spin_won_ns);
-	add(&c->c_spin_lost_ns, a->pa_spin_lost_ns);
-	add(&c->c_park_ns, a->pa_park_ns);
-	add(&c->c_wait_ns, wait);
-	atomic_max(&c->c_wait_max_ns, wait);
-	add(&c->c_ostate[a->pa_owner_state < PROF_OS_N ? a->pa_owner_state : 0], 1);
+	prof_add(&c->c_contended, 1);
+	prof_add(&c->c_outcome[oc], 1);
+	prof_add(&c->c_spin_won_ns, a->pa_spin_won_ns);
+	prof_add(&c->c_spin_lost_ns, a->pa_spin_lost_ns);
+	prof_add(&c->c_park_ns, a->pa_park_ns);
+	prof_add(&c->c_wait_ns, wait);
+	prof_max(&c->c_wait_max_ns, wait);
+	prof_add(&c->c_ostate[a->pa_owner_state < PROF_OS_N ? a->pa_owner_state : 0], 1);
 	if (a->pa_nparks)
-		add(&c->c_park_reason[a->pa_park_reason < PROF_PARK_N ?
+		prof_add(&c->c_park_reason[a->pa_park_reason < PROF_PARK_N ?
 		                      a->pa_park_reason : 0], 1);
 	if (a->pa_can_spin)
-		add(&c->c_can_spin, 1);
+		prof_add(&c->c_can_spin, 1);
 	count_blocker(sr, a);
 	if (a->pa_nstack && a->pa_nstack <= PROF_ACQ_FRAMES) {
-		site_add_stack(sr, a->pa_stack, (int)a->pa_nstack);
+		prof_site_add_stack(sr, a->pa_stack, (int)a->pa_nstack);
 	} else if (pt && (pt->pt_contended_seen++ % prof_g.g_bt_every) == 0) {
 		uintptr_t st[PROF_FRAMES_MAX];
 		int nf = prof_backtrace(cpc, st, PROF_FRAMES_MAX);
 		if (nf > 0)
-			site_add_stack(sr, st, nf);
+			prof_site_add_stack(sr, st, nf);
 	}
 	if (pt)
 		prof_trace_event(pt, PROF_EV_WAIT, a->pa_t0, now, lock, oc);
@@ -722,9 +418,9 @@ void prof_timedout_slow(const void *lock, struct prof_acq *a, const void *pc)
 	if (tls_busy)
 		return;
 	tls_busy++;
-	struct prof_siterec *sr = site_get(lock, caller_pc(pc));
-	add(&sr->sr_c.c_timeouts, 1);
-	add(&sr->sr_c.c_wait_ns, prof_ticks_ns(prof_tick() - a->pa_t0));
+	struct prof_siterec *sr = prof_site_get(lock, caller_pc(pc));
+	prof_add(&sr->sr_c.c_timeouts, 1);
+	prof_add(&sr->sr_c.c_wait_ns, prof_ticks_ns(prof_tick() - a->pa_t0));
 	tls_busy--;
 }
 
@@ -733,7 +429,7 @@ void prof_try_failed_slow(const void *lock, const void *pc)
 	if (tls_busy)
 		return;
 	tls_busy++;
-	add(&site_get(lock, caller_pc(pc))->sr_c.c_try_failed, 1);
+	prof_add(&prof_site_get(lock, caller_pc(pc))->sr_c.c_try_failed, 1);
 	tls_busy--;
 }
 
@@ -767,40 +463,6 @@ int prof_glibc_unlock(pthread_mutex_t *m, int (*unlock)(pthread_mutex_t *))
 	return unlock(m);
 }
 
-/* ---- report-time access ---- */
-
-void prof_site_counts(const struct prof_siterec *sr, struct prof_counts *out)
-{
-	memset(out, 0, sizeof *out);
-	const uint64_t *src = (const uint64_t *)&sr->sr_c;
-	uint64_t *dst = (uint64_t *)out;
-	for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-	unsigned nthr = __atomic_load_n(&prof_g.g_nthr, __ATOMIC_RELAXED);
-	for (unsigned t = 0; t < nthr; t++) {
-		const struct prof_thread *pt = &prof_g.g_thrpool[t];
-		if (!__atomic_load_n(&pt->pt_tid, __ATOMIC_RELAXED))
-			continue;
-		for (int i = 0; i < PROF_TENTRIES; i++) {
-			const struct prof_tentry *te = &pt->pt_t[i];
-			if (__atomic_load_n(&te->te_site, __ATOMIC_RELAXED) != sr)
-				continue;
-			out->c_acq += __atomic_load_n(&te->te_acq, __ATOMIC_RELAXED);
-			out->c_hold_ns += __atomic_load_n(&te->te_hold_ns,
-			                                  __ATOMIC_RELAXED);
-			out->c_hold_n += __atomic_load_n(&te->te_hold_n,
-			                                 __ATOMIC_RELAXED);
-			uint64_t mx = __atomic_load_n(&te->te_hold_max_ns,
-			                              __ATOMIC_RELAXED);
-			if (mx > out->c_hold_max_ns)
-				out->c_hold_max_ns = mx;
-			for (int b = 0; b < PROF_HIST_N; b++)
-				out->c_hold_hist[b] += __atomic_load_n(&te->te_hist[b],
-				                                       __ATOMIC_RELAXED);
-		}
-	}
-}
-
 /* In a fork child: the profile starts afresh (the parent reports its
  * own); the forking thread keeps its holds. */
 void prof_core_after_fork_child(void)
@@ -815,7 +477,7 @@ void prof_core_after_fork_child(void)
 		if (pt->pt_tid > 0 && (unsigned)pt->pt_tid < g->g_maxtid)
 			g->g_bytid[pt->pt_tid] = NULL;
 		for (int i = 0; i < PROF_TENTRIES; i++) {
-			entry_flush(&pt->pt_t[i]);     /* zeroes the entry */
+			prof_entry_flush(&pt->pt_t[i]);     /* zeroes the entry */
 			if (pt != self)
 				pt->pt_t[i].te_site = NULL;
 		}
@@ -852,5 +514,5 @@ void prof_core_after_fork_child(void)
 			g->g_bytid[self->pt_tid] = self;
 	}
 	g->g_t0_tick = prof_tick();
-	g->g_t0_ns = mono_ns();
+	g->g_t0_ns = prof_mono_ns();
 }

@@ -2,7 +2,8 @@
  * prof_int.h - internals of the lock profiler (src/prof).
  *
  * Modules:
- *   core.c    records, pools, per-thread counters, the hooks
+ *   records.c clock, pools, lock and site records (cds_lfht), stacks
+ *   core.c    per-thread counters and the hooks
  *   stack.c   backtraces (libunwind) and symbolisation (report time)
  *   snap.c    the snapshot: records merged into plain arrays, sorting
  *   out.c     a small buffered writer on a file descriptor
@@ -170,8 +171,42 @@ struct prof_global {
 };
 SC_HIDDEN extern struct prof_global prof_g;
 
-/* ---- core.c ---- */
+static inline void prof_add(uint64_t *p, uint64_t v)
+{
+	if (v)
+		__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+
+static inline void prof_max(uint64_t *p, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+	while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true,
+	                                                __ATOMIC_RELAXED,
+	                                                __ATOMIC_RELAXED))
+		;
+}
+
+static inline unsigned long prof_hash2(const void *a, uintptr_t b)
+{
+	uint64_t x = (uint64_t)(uintptr_t)a * 0x9e3779b97f4a7c15ull;
+	x ^= (uint64_t)b * 0xc2b2ae3d27d4eb4full;
+	x ^= x >> 29;
+	return (unsigned long)(x * 0x94d049bb133111ebull);
+}
+
+/* ---- records.c ---- */
+SC_HIDDEN uint64_t prof_mono_ns(void);     /* CLOCK_MONOTONIC */
 SC_HIDDEN int prof_core_init(const struct prof_config *cfg);
+/* The site record of (lock, pc): found, added, or an overflow record. */
+SC_HIDDEN struct prof_siterec *prof_site_get(const void *lock, uintptr_t pc);
+/* Count one sample of stack pc[0..n) in site sr. */
+SC_HIDDEN void prof_site_add_stack(struct prof_siterec *sr, const uintptr_t *pc,
+                                   int n);
+
+/* ---- core.c ---- */
+SC_HIDDEN int prof_threads_init(void);
+/* Add a thread entry's counters to its site record, then zero them. */
+SC_HIDDEN void prof_entry_flush(struct prof_tentry *te);
 SC_HIDDEN void prof_core_after_fork_child(void);
 SC_HIDDEN struct prof_thread *prof_self(void);
 SC_HIDDEN void prof_thread_guard(bool on); /* hooks off for this thread */
