@@ -18,6 +18,7 @@
  *   cookie                  a futex wait with the runtime's mark is not
  *                           notified, an unmarked one is
  *   corrupt                 scribble over our slot pages, keep running
+ *   thread-exec             a second thread execs `source`
  *   rawexit                 a thread exits by SYS_exit: its slot must
  *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
@@ -583,6 +584,29 @@ static int mode_corrupt(void)
 	return tr > 0 && pp == 2000 ? 0 : 1;
 }
 
+/* ---- exec from a thread that is not the main one ---- */
+
+static const char *h_self;
+
+static void *th_exec(void *a)
+{
+	(void)a;
+	h_sleep_ms(10);
+	execl(h_self, h_self, "source", (char *)NULL);
+	return NULL;
+}
+
+static int mode_thread_exec(const char *self)
+{
+	pthread_t t[3];
+	h_self = self;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, th_cond, NULL);   /* bystanders */
+	pthread_create(&t[2], NULL, th_exec, NULL);
+	pthread_join(t[2], NULL);
+	return 5;                 /* not reached: the exec replaces us */
+}
+
 /* ---- a thread that exits without giving its slot back ---- */
 
 static sc_shared_t *h_raw_sc;
@@ -700,6 +724,8 @@ int main(int argc, char **argv)
 		return mode_cookie();
 	if (!strcmp(m, "rawexit"))
 		return mode_rawexit();
+	if (!strcmp(m, "thread-exec"))
+		return mode_thread_exec(argv[0]);
 	if (!strcmp(m, "corrupt"))
 		return mode_corrupt();
 	if (!strcmp(m, "sigblock"))

@@ -65,6 +65,13 @@ Test(follow, exec_keeps_supervision, .timeout = 60)
 	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
 }
 
+Test(follow, exec_from_a_second_thread, .timeout = 60)
+{
+	run_helper("--state-source=supervisor", "thread-exec", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
+}
+
 Test(follow, stop_and_continue, .timeout = 60)
 {
 	/* The program stops itself; its parent shell continues it. */
