@@ -19,6 +19,8 @@
  *                           notified, an unmarked one is
  *   corrupt                 scribble over our slot pages, keep running
  *   thread-exec             a second thread execs `source`
+ *   stopped                 SIGSTOP/SIGCONT a child, reading its slot
+ *                           through /proc/PID/map_files (root)
  *   rawexit                 a thread exits by SYS_exit: its slot must
  *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -584,6 +587,71 @@ static int mode_corrupt(void)
 	return tr > 0 && pp == 2000 ? 0 : 1;
 }
 
+/* ---- group-stop seen in a child's slot (needs root: map_files) ---- */
+
+/* Map the page of another process's slot region holding addr. */
+static const volatile sc_shared_t *h_map_remote(pid_t pid, uintptr_t addr)
+{
+	char path[128], line[512];
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	unsigned long lo = 0, hi = 0;
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = sscanf(line, "%lx-%lx", &lo, &hi) == 2 && addr >= lo &&
+		        addr < hi && strstr(line, SC_REGION_MEMFD_NAME);
+	fclose(f);
+	if (!found)
+		return NULL;
+	snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", (int)pid, lo, hi);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	char *p = mmap(NULL, hi - lo, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : (const volatile sc_shared_t *)(p + (addr - lo));
+}
+
+static int mode_stopped(void)
+{
+	int fds[2];
+	if (pipe(fds) < 0)
+		return 2;
+	pid_t c = fork();
+	if (c == 0) {
+		uintptr_t a = (uintptr_t)schedctl_self();
+		(void)!write(fds[1], &a, sizeof a);
+		for (;;)
+			h_sleep_ms(5);
+	}
+	uintptr_t a = 0;
+	(void)!read(fds[0], &a, sizeof a);
+	const volatile sc_shared_t *sc = a ? h_map_remote(c, a) : NULL;
+	if (!sc) {
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+		printf("cannot map the child's slot\n");
+		return 3;
+	}
+	h_sleep_ms(30);
+	int before = sc->sc_state;
+	kill(c, SIGSTOP);
+	int st;
+	waitpid(c, &st, WUNTRACED);
+	h_sleep_ms(30);
+	int stopped = sc->sc_state;
+	kill(c, SIGCONT);
+	h_sleep_ms(30);
+	int after = sc->sc_state;
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	printf("before=%d stopped=%d after=%d\n", before, stopped, after);
+	return before != SC_STOPPED && stopped == SC_STOPPED &&
+	       after != SC_STOPPED ? 0 : 1;
+}
+
 /* ---- exec from a thread that is not the main one ---- */
 
 static const char *h_self;
@@ -724,6 +792,8 @@ int main(int argc, char **argv)
 		return mode_cookie();
 	if (!strcmp(m, "rawexit"))
 		return mode_rawexit();
+	if (!strcmp(m, "stopped"))
+		return mode_stopped();
 	if (!strcmp(m, "thread-exec"))
 		return mode_thread_exec(argv[0]);
 	if (!strcmp(m, "corrupt"))

@@ -65,6 +65,17 @@ Test(follow, exec_keeps_supervision, .timeout = 60)
 	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
 }
 
+Test(follow, group_stop_is_sc_stopped, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("reads a child's slot through map_files (root)");
+	for (int i = 0; i < 2; i++) {
+		run_helper(i ? "--state-source=perf" : "--state-source=supervisor",
+		           "stopped", NULL);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	}
+}
+
 Test(follow, exec_from_a_second_thread, .timeout = 60)
 {
 	run_helper("--state-source=supervisor", "thread-exec", NULL);
