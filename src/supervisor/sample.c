@@ -16,7 +16,8 @@
  * a store is skipped when ss_stamp_ns moved past the tick's start.
  *
  * Cost and interval: each thread costs a pread or three on descriptors
- * kept open (no open/close per tick).  The interval adapts to that cost
+ * kept open (no open/close per tick) while the descriptor limit allows,
+ * and an open-read-close per file beyond that.  The interval adapts to that cost
  * so sampling stays near 2% of one CPU: interval = clamp(50 x last
  * sweep, 2 ms, 200 ms).  SCHEDCTL_SAMPLE_US (`--sample-us`) lowers the
  * floor and allows 10%: interval = clamp(10 x sweep, N us, 200 ms).
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "supervisor/sv.h"
@@ -41,9 +43,41 @@ static int sample_open(const struct sv_task *t, const char *file)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-static ssize_t sample_read(int fd, char *buf, size_t len)
+/* Descriptors kept open, and how many we allow ourselves: the rest of
+ * the descriptor limit, less a reserve for images and one-shot reads. */
+static unsigned sample_kept, sample_budget;
+
+static unsigned sample_fd_budget(void)
 {
-	ssize_t n = pread(fd, buf, len - 1, 0);
+	if (!sample_budget) {
+		struct rlimit rl;
+		rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+		sample_budget = lim > 256 ? (unsigned)(lim - 128) : (unsigned)lim / 2;
+	}
+	return sample_budget;
+}
+
+/* Read one /proc file of t: through its kept descriptor, opening and
+ * keeping one while the budget allows, else open-read-close.
+ * => length read, -1 if the thread is gone (or no descriptor at all). */
+static ssize_t sample_file(struct sv_task *t, int *fd, const char *file,
+                           char *buf, size_t len)
+{
+	int once = -1;
+	if (*fd < 0) {
+		int f = sample_open(t, file);
+		if (f < 0)
+			return -1;
+		if (sample_kept < sample_fd_budget()) {
+			*fd = f;
+			sample_kept++;
+		} else {
+			once = f;
+		}
+	}
+	ssize_t n = pread(once >= 0 ? once : *fd, buf, len - 1, 0);
+	if (once >= 0)
+		close(once);
 	if (n < 0)
 		return -1;
 	buf[n] = 0;
@@ -57,6 +91,7 @@ void sv_sample_forget(struct sv_task *t)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);
 			*fds[i] = -1;
+			sample_kept--;
 		}
 }
 
@@ -64,9 +99,7 @@ void sv_sample_forget(struct sv_task *t)
 static int sample_stat(struct sv_task *t, char *st, int *cpu)
 {
 	char buf[1024];
-	if (t->tk_fd_stat < 0 && (t->tk_fd_stat = sample_open(t, "stat")) < 0)
-		return -1;
-	if (sample_read(t->tk_fd_stat, buf, sizeof buf) <= 0)
+	if (sample_file(t, &t->tk_fd_stat, "stat", buf, sizeof buf) <= 0)
 		return -1;
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
@@ -92,17 +125,11 @@ static unsigned long sample_field(const char *buf, const char *key)
 static int sample_oncpu(struct sv_task *t)
 {
 	char ss[128], status[4096];
-	if (t->tk_fd_schedstat < 0 &&
-	    (t->tk_fd_schedstat = sample_open(t, "schedstat")) < 0)
-		return -1;
-	if (t->tk_fd_status < 0 &&
-	    (t->tk_fd_status = sample_open(t, "status")) < 0)
-		return -1;
 	/* schedstat first: read the other way round, a switch that lands
 	 * while status is formatted is counted as an arrival without its
 	 * departure far more often (measured: 69% vs 99% right). */
-	if (sample_read(t->tk_fd_schedstat, ss, sizeof ss) <= 0 ||
-	    sample_read(t->tk_fd_status, status, sizeof status) <= 0)
+	if (sample_file(t, &t->tk_fd_schedstat, "schedstat", ss, sizeof ss) <= 0 ||
+	    sample_file(t, &t->tk_fd_status, "status", status, sizeof status) <= 0)
 		return -1;
 	unsigned long run, delay, arrivals;
 	if (sscanf(ss, "%lu %lu %lu", &run, &delay, &arrivals) != 3 ||

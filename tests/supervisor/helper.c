@@ -10,6 +10,7 @@
  *   hogs N                  two busy threads pinned to CPU 0, sampled
  *                           from CPU 1: count one-ONPROC-one-RUN samples
  *   threads N               create and join N threads, each with a slot
+ *   many N                  N threads blocked at once, all seen SLEEP
  *   fork | vfork | spawn    child processes; each reports its own slot
  *   exec PROG ARGS          exec another program
  *   killsup                 kill our tracer (the supervisor) while
@@ -248,6 +249,52 @@ static int mode_threads(int n)
 	printf("created=%d with_slot=%d\n", made, atomic_load(&h_with_slot));
 	free(t);
 	return made == n && h_with_slot == n ? 0 : 1;
+}
+
+/* N threads alive at once, all blocked in a condvar wait: every one is
+ * seen SLEEP (the sampler scales its interval with their number). */
+static atomic_int h_many_ready;
+static pthread_mutex_t h_many_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t h_many_cv = PTHREAD_COND_INITIALIZER;
+static int h_many_go;
+
+static void *th_many(void *a)
+{
+	sc_shared_t **me = a;
+	*me = schedctl_of(gettid());
+	atomic_fetch_add(&h_many_ready, 1);
+	pthread_mutex_lock(&h_many_mu);
+	while (!h_many_go)
+		pthread_cond_wait(&h_many_cv, &h_many_mu);
+	pthread_mutex_unlock(&h_many_mu);
+	return NULL;
+}
+
+static int mode_many(int n)
+{
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	sc_shared_t **sc = calloc((size_t)n, sizeof *sc);
+	for (int i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, th_many, &sc[i]);
+	while (atomic_load(&h_many_ready) < n)
+		h_sleep_ms(1);
+	int sleeping = 0;
+	for (int tries = 0; tries < 100 && sleeping < n; tries++) {
+		h_sleep_ms(50);
+		sleeping = 0;
+		for (int i = 0; i < n; i++)
+			sleeping += sc[i] && schedctl_state(sc[i]) == SC_SLEEP;
+	}
+	pthread_mutex_lock(&h_many_mu);
+	h_many_go = 1;
+	pthread_cond_broadcast(&h_many_cv);
+	pthread_mutex_unlock(&h_many_mu);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	printf("threads=%d sleeping=%d\n", n, sleeping);
+	free(t);
+	free(sc);
+	return sleeping == n ? 0 : 1;
 }
 
 /* ---- processes ---- */
@@ -772,6 +819,8 @@ int main(int argc, char **argv)
 		return mode_hogs((int)n);
 	if (!strcmp(m, "threads"))
 		return mode_threads((int)n);
+	if (!strcmp(m, "many"))
+		return mode_many((int)n);
 	if (!strcmp(m, "fork"))
 		return mode_fork();
 	if (!strcmp(m, "vfork"))

@@ -96,3 +96,24 @@ Test(state, notify_list_adds_read, .timeout = 60)
 	cr_assert_eq(SU_EXIT(&r), 0, "%s", r.err);
 	cr_assert_geq(su_field(r.out, "sleep") * 100, SAMPLES * 95, "%s", r.out);
 }
+
+Test(state, five_hundred_blocked_threads_all_sleep, .timeout = 90)
+{
+	char *av[] = { (char *)su_schedctl(), "run", "--state-source=supervisor",
+	               "--", (char *)su_helper(), "many", "500", NULL };
+	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert(!r.timed_out);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
+
+Test(state, low_descriptor_limit_still_samples_every_thread, .timeout = 90)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "ulimit -n 200 && exec %s run "
+	         "--state-source=supervisor -- %s many 300", su_schedctl(),
+	         su_helper());
+	char *av[] = { "/bin/sh", "-c", cmd, NULL };
+	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert(!r.timed_out);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
