@@ -33,18 +33,18 @@
 
 #include "pager/pager.h"
 
-static struct slab amap_slab = { .sl_size = sizeof(struct vm_amap) };
+static struct pool_slab amap_slab = { .sl_size = sizeof(struct vm_amap) };
 
 /* => uvm_lock held.  A new amap of nslot empty slots with one
  * reference, NULL when out of memory. */
 struct vm_amap *amap_alloc(size_t nslot)
 {
-	struct vm_amap *am = slab_alloc(&amap_slab);
+	struct vm_amap *am = pool_slab_alloc(&amap_slab);
 	if (!am)
 		return NULL;
-	am->am_anon = mem_alloc(nslot * sizeof *am->am_anon);
+	am->am_anon = pool_mem_alloc(nslot * sizeof *am->am_anon);
 	if (!am->am_anon) {
-		slab_free(&amap_slab, am);
+		pool_slab_free(&amap_slab, am);
 		return NULL;
 	}
 	am->am_nslot = nslot;
@@ -54,9 +54,9 @@ struct vm_amap *amap_alloc(size_t nslot)
 
 static void amap_free(struct vm_amap *am)
 {
-	mem_free(am->am_anon, am->am_nslot * sizeof *am->am_anon);
-	mem_free(am->am_ppref, am->am_nslot * sizeof *am->am_ppref);
-	slab_free(&amap_slab, am);
+	pool_mem_free(am->am_anon, am->am_nslot * sizeof *am->am_anon);
+	pool_mem_free(am->am_ppref, am->am_nslot * sizeof *am->am_ppref);
+	pool_slab_free(&amap_slab, am);
 }
 
 struct vm_anon *amap_lookup(const struct vm_amap *am, size_t slot)
@@ -115,7 +115,7 @@ static int amap_pp_establish(struct vm_amap *am)
 {
 	if (am->am_ppref)
 		return 0;
-	am->am_ppref = mem_alloc(am->am_nslot * sizeof *am->am_ppref);
+	am->am_ppref = pool_mem_alloc(am->am_nslot * sizeof *am->am_ppref);
 	if (!am->am_ppref)
 		return -ENOMEM;
 	for (size_t i = 0; i < am->am_nslot; i++)

@@ -18,7 +18,7 @@
  */
 #include "pager/pager.h"
 
-static struct slab anon_slab = { .sl_size = sizeof(struct vm_anon) };
+static struct pool_slab anon_slab = { .sl_size = sizeof(struct vm_anon) };
 
 /* A new anon holding page a, with one reference.
  * => uvm_lock held.  NULL when out of memory. */
@@ -27,7 +27,7 @@ struct vm_anon *anon_alloc(pool_addr_t a)
 	if (uvm_pager.up_inject_fail &&
 	    __atomic_fetch_sub(&uvm_pager.up_inject_fail, 1, __ATOMIC_RELAXED))
 		return NULL;
-	struct vm_anon *an = slab_alloc(&anon_slab);
+	struct vm_anon *an = pool_slab_alloc(&anon_slab);
 	if (!an)
 		return NULL;
 	an->an_ref = 1;
@@ -48,7 +48,7 @@ void anon_unref(struct vm_anon *an)
 	if (--an->an_ref > 0)
 		return;
 	pool_free_page(an->an_addr);
-	slab_free(&anon_slab, an);
+	pool_slab_free(&anon_slab, an);
 }
 
 /* May the page be written in place by the (unshared) amap holding it? */

@@ -77,7 +77,7 @@ static const struct { unsigned back, ahead; } flt_advice[] = {
 
 /* ---- userfaultfd helpers ------------------------------------------- */
 
-int uffd_register(uintptr_t va, size_t len)
+int flt_register(uintptr_t va, size_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = va, .len = len },
@@ -87,7 +87,7 @@ int uffd_register(uintptr_t va, size_t len)
 }
 
 /* Protect (wp) or unprotect [va, va+len); unprotecting wakes waiters. */
-int uffd_wp(uintptr_t va, size_t len, bool wp)
+int flt_wp(uintptr_t va, size_t len, bool wp)
 {
 	struct uffdio_writeprotect w = {
 		.range = { .start = va, .len = len },
@@ -96,7 +96,7 @@ int uffd_wp(uintptr_t va, size_t len, bool wp)
 	return ioctl(uvm_pager.up_uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
 }
 
-void uffd_wake(uintptr_t va, size_t len)
+void flt_wake(uintptr_t va, size_t len)
 {
 	struct uffdio_range r = { .start = va, .len = len };
 	ioctl(uvm_pager.up_uffd, UFFDIO_WAKE, &r);
@@ -185,7 +185,7 @@ static int flt_missing(struct uvm_region *r, size_t i)
 		 * waking the latter would fault again forever. */
 		if (!pool_present(an->an_addr))
 			return -EIO;
-		uffd_wake(flt_va(r, i), PG_SIZE);
+		flt_wake(flt_va(r, i), PG_SIZE);
 		return 0;
 	}
 	unsigned adv = (unsigned)r->rg_advice;
@@ -199,7 +199,7 @@ static int flt_missing(struct uvm_region *r, size_t i)
 	r->rg_st.us_fault_zero++;
 	r->rg_st.us_fault_around += (uint64_t)n - 1;
 	/* the faulting page may lie past a short copy: wake it anyway */
-	uffd_wake(flt_va(r, i), PG_SIZE);
+	flt_wake(flt_va(r, i), PG_SIZE);
 	return 0;
 }
 
@@ -260,7 +260,7 @@ static int flt_cow(struct uvm_region *r, size_t i)
 		}
 		if (rg_poison_pages(r, i, n))
 			rg_poison_pages(r, 0, r->rg_npages);
-		uffd_wake(flt_va(r, i), n << PG_SHIFT);
+		flt_wake(flt_va(r, i), n << PG_SHIFT);
 		return 0;
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -271,7 +271,7 @@ static int flt_cow(struct uvm_region *r, size_t i)
 	r->rg_st.us_fault_1b++;
 	r->rg_st.us_fault_around += n - 1;
 	rg_maybe_collapse(r);
-	uffd_wake(flt_va(r, i), n << PG_SHIFT);
+	flt_wake(flt_va(r, i), n << PG_SHIFT);
 	return 0;
 }
 
@@ -284,7 +284,7 @@ static int flt_write(struct uvm_region *r, size_t i)
 	if (!an)
 		return flt_missing(r, i);
 	if (anon_exclusive(an)) {                         /* case 1A */
-		e = uffd_wp(flt_va(r, i), PG_SIZE, false);
+		e = flt_wp(flt_va(r, i), PG_SIZE, false);
 		if (e)
 			return e;
 		r->rg_st.us_fault_1a++;
@@ -310,7 +310,7 @@ static void flt_poison(struct uvm_region *r, size_t i, bool missing)
 	}
 	if (rg_poison_pages(r, i, 1) != 0)
 		rg_poison_pages(r, 0, r->rg_npages);  /* last resort */
-	uffd_wake(r->rg_base, r->rg_npages << PG_SHIFT);
+	flt_wake(r->rg_base, r->rg_npages << PG_SHIFT);
 }
 
 /* Serve one fault.  => uvm_lock held. */
@@ -319,12 +319,12 @@ static void flt_serve(uintptr_t addr, uint64_t flags)
 	uintptr_t va = addr & ~(uintptr_t)(PG_SIZE - 1);
 	struct uvm_region *r = rg_lookup(va);
 	if (!r) {
-		uffd_wake(va, PG_SIZE);
+		flt_wake(va, PG_SIZE);
 		return;
 	}
 	size_t i = (va - r->rg_base) >> PG_SHIFT;
 	if (!PA_REAL(r->rg_map[i])) {
-		uffd_wake(va, PG_SIZE);
+		flt_wake(va, PG_SIZE);
 		return;
 	}
 	bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
@@ -398,7 +398,7 @@ static void *flt_main(void *arg)
 
 /* ---- set-up --------------------------------------------------------- */
 
-static int uffd_open(bool *user_only)
+static int flt_uffd_open(bool *user_only)
 {
 	*user_only = false;
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -428,7 +428,7 @@ int flt_init(void)
 	const uint64_t need = UFFD_FEATURE_MISSING_SHMEM |
 	                      UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	bool uo;
-	int fd = uffd_open(&uo);
+	int fd = flt_uffd_open(&uo);
 	if (fd < 0)
 		return fd;
 	struct uffdio_api api = { .api = UFFD_API };
@@ -439,7 +439,7 @@ int flt_init(void)
 	if ((api.features & need) != need)
 		return -ENOSYS;
 	uint64_t want = need | (api.features & UFFD_FEATURE_POISON);
-	fd = uffd_open(&uo);
+	fd = flt_uffd_open(&uo);
 	if (fd < 0)
 		return fd;
 	api = (struct uffdio_api){ .api = UFFD_API, .features = want };

@@ -103,15 +103,15 @@ void pool_free_page(pool_addr_t a);
 void pool_thaw(const uint64_t *frozen);
 
 /* mmap-backed memory: safe on the fault path (no malloc). */
-void *mem_alloc(size_t bytes);           /* zeroed; NULL on failure */
-void mem_free(void *p, size_t bytes);
+void *pool_mem_alloc(size_t bytes);           /* zeroed; NULL on failure */
+void pool_mem_free(void *p, size_t bytes);
 
-struct slab {
+struct pool_slab {
 	size_t sl_size;        /* object size */
 	void *sl_free;         /* free list, linked through the objects */
 };
-void *slab_alloc(struct slab *s);        /* zeroed; NULL on failure */
-void slab_free(struct slab *s, void *p);
+void *pool_slab_alloc(struct pool_slab *s);        /* zeroed; NULL on failure */
+void pool_slab_free(struct pool_slab *s, void *p);
 
 /* (fork.c) A fork child that may still map pages of this process: its end of
  * fl_fd closes when it (and every process it forked before exec) has
@@ -222,9 +222,9 @@ size_t rg_run_end(const struct uvm_region *r, size_t i);
 int flt_init(void);                      /* uffd + pager thread */
 int flt_start(void);
 int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
-int uffd_register(uintptr_t va, size_t len);
-int uffd_wp(uintptr_t va, size_t len, bool wp);
-void uffd_wake(uintptr_t va, size_t len);
+int flt_register(uintptr_t va, size_t len);
+int flt_wp(uintptr_t va, size_t len, bool wp);
+void flt_wake(uintptr_t va, size_t len);
 
 /* ---- fork.c ------------------------------------------------------- */
 

@@ -22,7 +22,7 @@
  * pager thread must not take a lock a faulting thread may hold.
  *
  * Locking: everything here runs under uvm_lock (pager.h), except
- * mem_alloc/mem_free, which are plain system calls.
+ * pool_mem_alloc/pool_mem_free, which are plain system calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -186,12 +186,12 @@ void pool_free_page(pool_addr_t a)
 	 * every process using the file is gone, as documented */
 	if (p->p_ndeferred == p->p_capdeferred) {
 		size_t ncap = p->p_capdeferred ? p->p_capdeferred * 2 : 512;
-		pool_addr_t *n = mem_alloc(ncap * sizeof *n);
+		pool_addr_t *n = pool_mem_alloc(ncap * sizeof *n);
 		if (!n)
 			return;
 		if (p->p_deferred)
 			memcpy(n, p->p_deferred, p->p_ndeferred * sizeof *n);
-		mem_free(p->p_deferred, p->p_capdeferred * sizeof *n);
+		pool_mem_free(p->p_deferred, p->p_capdeferred * sizeof *n);
 		p->p_deferred = n;
 		p->p_capdeferred = ncap;
 	}
@@ -225,7 +225,7 @@ static size_t mem_round(size_t bytes)
 	return (bytes + PG_SIZE - 1) & ~(PG_SIZE - 1);
 }
 
-void *mem_alloc(size_t bytes)
+void *pool_mem_alloc(size_t bytes)
 {
 	if (bytes == 0)
 		bytes = 1;
@@ -234,7 +234,7 @@ void *mem_alloc(size_t bytes)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void mem_free(void *p, size_t bytes)
+void pool_mem_free(void *p, size_t bytes)
 {
 	if (p)
 		munmap(p, mem_round(bytes ? bytes : 1));
@@ -243,10 +243,10 @@ void mem_free(void *p, size_t bytes)
 /* Objects are carved from 64 KiB chunks that are never returned: the
  * pager's structures are small and their number follows the pages in
  * use.  => uvm_lock held. */
-void *slab_alloc(struct slab *s)
+void *pool_slab_alloc(struct pool_slab *s)
 {
 	if (!s->sl_free) {
-		unsigned char *c = mem_alloc(SLAB_CHUNK);
+		unsigned char *c = pool_mem_alloc(SLAB_CHUNK);
 		if (!c)
 			return NULL;
 		for (size_t off = 0; off + s->sl_size <= SLAB_CHUNK;
@@ -261,7 +261,7 @@ void *slab_alloc(struct slab *s)
 	return o;
 }
 
-void slab_free(struct slab *s, void *p)
+void pool_slab_free(struct pool_slab *s, void *p)
 {
 	*(void **)p = s->sl_free;
 	s->sl_free = p;

@@ -47,7 +47,7 @@
 
 #include "pager/pager.h"
 
-static struct slab rg_slab = { .sl_size = sizeof(struct uvm_region) };
+static struct pool_slab rg_slab = { .sl_size = sizeof(struct uvm_region) };
 
 static uintptr_t rg_va(const struct uvm_region *r, size_t i)
 {
@@ -61,13 +61,13 @@ static int rg_table_insert(struct uvm_region *r)
 	struct uvm_pager *p = &uvm_pager;
 	if (p->up_nregions == p->up_capregions) {
 		size_t ncap = p->up_capregions ? p->up_capregions * 2 : 64;
-		struct uvm_region **nt = mem_alloc(ncap * sizeof *nt);
+		struct uvm_region **nt = pool_mem_alloc(ncap * sizeof *nt);
 		if (!nt)
 			return -ENOMEM;
 		if (p->up_regions)
 			memcpy(nt, p->up_regions,
 			       p->up_nregions * sizeof *nt);
-		mem_free(p->up_regions, p->up_capregions * sizeof *nt);
+		pool_mem_free(p->up_regions, p->up_capregions * sizeof *nt);
 		p->up_regions = nt;
 		p->up_capregions = ncap;
 	}
@@ -183,7 +183,7 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 		return 0;
 	if (uvm_pager.up_test_window)     /* tests: act inside the window */
 		uvm_pager.up_test_window((uintptr_t)va, len);
-	int e = uffd_register((uintptr_t)va, len);
+	int e = flt_register((uintptr_t)va, len);
 	if (e)
 		return e;
 	for (size_t k = i; k < j; k++) {
@@ -240,7 +240,7 @@ int rg_protect_all(struct uvm_region *r, bool wp)
 	for (size_t i = 0; i < r->rg_npages;) {
 		size_t j = rg_run_end(r, i);
 		if (PA_REAL(r->rg_map[i])) {
-			int e = uffd_wp(rg_va(r, i), (j - i) << PG_SHIFT, wp);
+			int e = flt_wp(rg_va(r, i), (j - i) << PG_SHIFT, wp);
 			if (e)
 				return e;
 		}
@@ -256,7 +256,7 @@ int rg_register_all(struct uvm_region *r)
 	for (size_t i = 0; i < r->rg_npages;) {
 		size_t j = rg_run_end(r, i);
 		if (PA_REAL(r->rg_map[i])) {
-			int e = uffd_register(rg_va(r, i), (j - i) << PG_SHIFT);
+			int e = flt_register(rg_va(r, i), (j - i) << PG_SHIFT);
 			if (e)
 				return e;
 		}
@@ -276,21 +276,21 @@ static void rg_free(struct uvm_region *r)
 {
 	if (r->rg_base)
 		munmap((void *)r->rg_base, r->rg_npages << PG_SHIFT);
-	mem_free(r->rg_map, rg_arrays_size(r->rg_npages));
-	slab_free(&rg_slab, r);
+	pool_mem_free(r->rg_map, rg_arrays_size(r->rg_npages));
+	pool_slab_free(&rg_slab, r);
 }
 
 /* A region with its arrays and an address range reserved PROT_NONE;
  * rg_map all PA_NONE.  => uvm_lock held.  NULL with errno. */
 static struct uvm_region *rg_alloc(size_t npages, int prot)
 {
-	struct uvm_region *r = slab_alloc(&rg_slab);
+	struct uvm_region *r = pool_slab_alloc(&rg_slab);
 	if (!r)
 		goto nomem;
 	r->rg_npages = npages;
 	r->rg_prot = prot;
 	r->rg_cowwin = PA_NONE;
-	r->rg_map = mem_alloc(rg_arrays_size(npages));
+	r->rg_map = pool_mem_alloc(rg_arrays_size(npages));
 	if (!r->rg_map)
 		goto nomem;
 	r->rg_wired = (uint8_t *)(r->rg_map + npages);
@@ -429,7 +429,7 @@ int rg_release(struct uvm_region *r, size_t first, size_t n)
 		r->rg_wired[i] = 0;
 	}
 	int e = rg_remap(r, first, n);
-	uffd_wake(rg_va(r, first), n << PG_SHIFT);
+	flt_wake(rg_va(r, first), n << PG_SHIFT);
 	return e;
 }
 
