@@ -50,8 +50,11 @@
  *   lk_mutex_trylock: success prof_acquired(m, NULL);
  *                     EBUSY   prof_try_failed(m, NULL);
  *   lk_mutex_unlock, when the word is really released (not a recursive
- *      unlock that only decrements), BEFORE the exchange:
+ *      unlock that only decrements), right AFTER the exchange that frees
+ *      the word and before any futex wake:
  *          prof_released(m);
+ *      (the hold then ends a few ns late, but the accounting runs outside
+ *      the critical section instead of lengthening it)
  *   Condvars need nothing more: their waits release and retake the mutex
  *   through lk_mutex_unlock/lk_mutex_lock.
  *
