@@ -22,6 +22,9 @@ typedef int (*preload_create_fn)(pthread_t *, const pthread_attr_t *,
 
 static preload_create_fn real_pthread_create;
 
+/* Tells the library (src/sc/thread.c) it was injected by schedctl run. */
+const char sc_preload_marker = 1;
+
 struct preload_start {
 	void *(*ps_fn)(void *);
 	void *ps_arg;

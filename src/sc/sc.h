@@ -115,6 +115,9 @@ enum sc_want { SC_WANT_AUTO, SC_WANT_PERF, SC_WANT_SUPERVISOR };
 SC_HIDDEN struct sc_slot *sc_thread_slot(void);   /* NULL if none */
 SC_HIDDEN struct sc_slot *sc_thread_setup(void);  /* NULL + errno */
 SC_HIDDEN void sc_set_supervised(bool on);
+/* Defined by preload/preload.c only: this copy of the library is the
+ * one `schedctl run` injected (weak: NULL elsewhere). */
+SC_HIDDEN extern const char sc_preload_marker __attribute__((weak));
 SC_HIDDEN bool sc_supervised(void);
 SC_HIDDEN enum sc_want sc_wanted_source(void);
 /* Override SCHEDCTL_STATE_SOURCE (the CLI and the preload use this). */

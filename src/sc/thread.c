@@ -55,6 +55,12 @@ static void thread_init_once(void)
 	const char *v = getenv("SCHEDCTL_VERBOSE");
 	if (v && *v && strcmp(v, "0") != 0)
 		thread_notices = true;
+	/* In the preload under `schedctl run`, a dependency's constructor
+	 * can take a slot before the preload's own runs: count on the
+	 * supervisor from the start (the preload withdraws this if it cannot
+	 * reach it).  Only the preload defines sc_preload_marker. */
+	if (&sc_preload_marker != NULL && getenv("SCHEDCTL_SUPERVISOR"))
+		__atomic_store_n(&thread_supervised, true, __ATOMIC_RELAXED);
 	(void)pthread_key_create(&thread_key, thread_key_destructor);
 	(void)pthread_atfork(sc_region_prepare_fork, sc_region_parent_after_fork,
 	                     thread_atfork_child);

@@ -320,6 +320,7 @@ static void agent_orphaned(void)
 {
 	sc_notice("supervisor unreachable; running unsupervised");
 	(void)schedctl_self();
+	agent_demote_slots();
 	if (ag.ag_listener >= 0)          /* the parent's */
 		close(ag.ag_listener);
 	ag.ag_listener = -1;

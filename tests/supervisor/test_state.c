@@ -117,3 +117,27 @@ Test(state, low_descriptor_limit_still_samples_every_thread, .timeout = 90)
 	cr_assert(!r.timed_out);
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
 }
+
+/* perf_event_paranoid >= 3 (simulated: perf_event_open refused): auto
+ * falls back to the supervisor, which carries the product alone. */
+static void run_noperf(const char *mode)
+{
+	char n[16];
+	snprintf(n, sizeof n, "%d", SAMPLES);
+	char *av[] = { (char *)getenv("SUP_NOPERF"), (char *)su_schedctl(), "run",
+	               "--verbose", "--", (char *)su_helper(), (char *)mode, n, NULL };
+	cr_assert(av[0]);
+	cr_assert_eq(su_run(&r, av, LIMIT), 0);
+	cr_assert(!r.timed_out);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
+	cr_assert(strstr(r.err, "refused"), "the fallback is announced: %s", r.err);
+}
+
+Test(state, perf_refused_auto_uses_the_supervisor, .timeout = 60)
+{
+	run_noperf("read");
+	cr_assert_geq(su_field(r.out, "sleep") * 100, SAMPLES * 95, "%s", r.out);
+	run_noperf("hogs");
+	cr_assert_leq(su_field(r.out, "both_on") * 100, SAMPLES * 10, "%s", r.out);
+}
