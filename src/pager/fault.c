@@ -198,8 +198,10 @@ static int flt_missing(struct uvm_region *r, size_t i)
 		return n;
 	r->rg_st.us_fault_zero++;
 	r->rg_st.us_fault_around += (uint64_t)n - 1;
-	/* the faulting page may lie past a short copy: wake it anyway */
-	flt_wake(flt_va(r, i), PG_SIZE);
+	/* UFFDIO_COPY woke the page's waiters if it reached the page; a
+	 * short copy may have stopped before it */
+	if (!amap_lookup(r->rg_amap, i))
+		flt_wake(flt_va(r, i), PG_SIZE);
 	return 0;
 }
 
