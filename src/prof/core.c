@@ -304,6 +304,7 @@ void prof_acq_begin_slow(struct prof_acq *a, uint32_t owner_slot,
 {
 	memset(a, 0, sizeof *a);
 	a->pa_pad = PROF_ACQ_MAGIC;
+	a->pa_caller = prof_caller_tls;
 	a->pa_t0 = prof_tick();
 	struct sc_slot *s = owner_slot ? sc_slot_at(owner_slot) : NULL;
 	if (s && !owner_tid)
@@ -375,7 +376,7 @@ void prof_contended_slow(const void *lock, struct prof_acq *a, const void *pc)
 	uint64_t now = prof_tick();
 	uint64_t wait = prof_ticks_ns(now - a->pa_t0);
 	struct prof_thread *pt = prof_self();
-	uintptr_t cpc = caller_pc(pc);
+	uintptr_t cpc = caller_pc(pc ? pc : a->pa_caller);
 	struct prof_siterec *sr;
 	if (pt) {
 		sr = count_acquired(pt, lock, cpc, PROF_HELD_TIMED |
@@ -418,7 +419,7 @@ void prof_timedout_slow(const void *lock, struct prof_acq *a, const void *pc)
 	if (tls_busy)
 		return;
 	tls_busy++;
-	struct prof_siterec *sr = prof_site_get(lock, caller_pc(pc));
+	struct prof_siterec *sr = prof_site_get(lock, caller_pc(pc ? pc : a->pa_caller));
 	prof_add(&sr->sr_c.c_timeouts, 1);
 	prof_add(&sr->sr_c.c_wait_ns, prof_ticks_ns(prof_tick() - a->pa_t0));
 	tls_busy--;

@@ -128,6 +128,7 @@ struct prof_acq {
 	uint8_t  pa_pad8[3];
 	uint32_t pa_pad;          /* profiler's mark: begun while profiling */
 	const void *pa_owner_site;/* holder's site record, NULL unknown */
+	const void *pa_caller;    /* call site noted at arrival */
 	/* The waiter's backtrace, taken on arrival (while it waits anyway,
 	 * not while it holds the lock); pa_nstack 0: not taken. */
 	uint32_t pa_nstack;

@@ -78,7 +78,11 @@ uint64_t prof_stack_hash(const uintptr_t *pc, int n)
 int prof_backtrace(uintptr_t from, uintptr_t *pc, int max)
 {
 	void *raw[64];
+	/* libunwind may lock a mutex of its own, through the preload's
+	 * wrapper, which notes that call site as this thread's: keep ours. */
+	const void *caller = prof_caller_tls;
 	int n = unw_backtrace(raw, 64);
+	prof_caller_tls = caller;
 	int i = 0;
 	if (from) {
 		while (i < n && (uintptr_t)raw[i] != from)

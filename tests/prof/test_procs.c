@@ -4,6 +4,7 @@
  * unmodified program and its children. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +14,27 @@
 
 #include "util.h"
 
-static int run_env(const char *const argv[], const char *const env[])
+static int run_env_out(const char *const argv[], const char *const env[],
+                       const char *out)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (out) {
+			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd < 0 || dup2(fd, 1) < 0)
+				_exit(126);
+		}
 		execve(argv[0], (char *const *)argv, (char *const *)env);
 		_exit(127);
 	}
 	int st;
 	waitpid(pid, &st, 0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_env(const char *const argv[], const char *const env[])
+{
+	return run_env_out(argv, env, NULL);
 }
 
 static struct prof_snap *load(const char *path)
@@ -171,4 +183,55 @@ Test(prof_procs, device_destination_written_not_replaced, .timeout = 30)
 	cr_assert_eq(stat("/dev/null", &after), 0);
 	cr_assert(S_ISCHR(after.st_mode) && after.st_rdev == before.st_rdev &&
 	          after.st_ino == before.st_ino, "/dev/null is still the device");
+}
+
+/* Counts through the real lock: skipped while the lock does not call the
+ * hooks (the profile then has no locks at all); exact once it does. */
+static void real_lock_counts(const char *policy)
+{
+	char dir[] = "/tmp/prof_real_XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char json[600], envj[700], pre[4200], envp[64], outf[700];
+	snprintf(json, sizeof json, "%s/prof.json", dir);
+	snprintf(outf, sizeof outf, "%s/out", dir);
+	snprintf(envj, sizeof envj, "SCHEDCTL_PROFILE_JSON=%s", json);
+	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", getenv("PROF_PRELOAD"));
+	snprintf(envp, sizeof envp, "SCHEDCTL_POLICY=%s", policy);
+	const char *argv[] = { getenv("PROF_WORKLOAD"), "4", "200", "100", NULL };
+	const char *env[] = { envj, pre, envp, NULL };
+	cr_assert_eq(run_env_out(argv, env, outf), 0);
+	char *out = slurp(outf, NULL);
+	unsigned long long ops = 0;
+	cr_assert(out && sscanf(out, "ops %llu", &ops) == 1 && ops > 0);
+	free(out);
+	struct prof_snap *s = load(json);
+	if (s->nlocks == 0) {
+		prof_snap_free(s);
+		rm_dir(dir);
+		cr_skip_test("the lock does not call the profiler's hooks yet");
+	}
+	const struct prof_slock *l = NULL;
+	for (size_t i = 0; i < s->nlocks; i++)
+		if (find_site(&s->locks[i], "worker"))
+			l = &s->locks[i];
+	cr_assert_not_null(l, "the workload's lock, its site named 'worker'");
+	cr_assert_eq(l->l_c.c_acq, ops, "exact: %llu acquisitions, %llu ops",
+	             (unsigned long long)l->l_c.c_acq, ops);
+	cr_assert_eq(find_site(l, "worker")->s_c.c_acq, ops);
+	cr_assert_str_eq(s->policy, policy);
+	cr_assert_eq(s->spin_measured, strcmp(policy, "glibc") != 0);
+	if (!s->spin_measured)
+		cr_assert_eq(l->l_c.c_outcome[PROF_BLOCKED], l->l_c.c_contended);
+	prof_snap_free(s);
+	rm_dir(dir);
+}
+
+Test(prof_procs, real_lock_counts_exact_owner, .timeout = 60)
+{
+	real_lock_counts("owner");
+}
+
+Test(prof_procs, real_lock_counts_exact_glibc, .timeout = 60)
+{
+	real_lock_counts("glibc");
 }
