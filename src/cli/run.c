@@ -272,10 +272,11 @@ static bool run_already_traced(void)
 	return sv_status_field(getpid(), "TracerPid") > 0;
 }
 
-/* dir/rel/PRELOAD_NAME readable?  => true and out set. */
+/* dir[/rel]/PRELOAD_NAME readable?  => true and out set. */
 static bool run_try(char *out, size_t len, const char *dir, const char *rel)
 {
-	int n = snprintf(out, len, "%s/%s/%s", dir, rel, PRELOAD_NAME);
+	int n = rel ? snprintf(out, len, "%s/%s/%s", dir, rel, PRELOAD_NAME)
+	            : snprintf(out, len, "%s/%s", dir, PRELOAD_NAME);
 	return n > 0 && (size_t)n < len && access(out, R_OK) == 0;
 }
 
@@ -303,7 +304,7 @@ static int run_find_preload(char *out, size_t len)
 			return 0;
 	}
 #ifdef SCHEDCTL_LIBDIR
-	if (run_try(out, len, SCHEDCTL_LIBDIR, "."))
+	if (run_try(out, len, SCHEDCTL_LIBDIR, NULL))
 		return 0;
 #endif
 	if (n > 0 && (run_try(out, len, exe, "../lib/x86_64-linux-gnu") ||
