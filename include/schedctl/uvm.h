@@ -17,9 +17,10 @@
  *     writes stay on their side, as for ordinary private memory.
  *   - A page the pager cannot serve (pool exhausted, kernel refused a
  *     mapping) raises SIGBUS in the faulting thread; it never hangs.
- *   - Concurrency: all functions are thread-safe.  Destroying or
- *     unmapping memory another thread still uses is the caller's bug, as
- *     with munmap(): that thread gets SIGSEGV, the library stays sound.
+ *   - Concurrency: all functions are thread-safe, but not
+ *     async-signal-safe.  Destroying or unmapping memory another thread
+ *     still uses is the caller's bug, as with munmap(): that thread gets
+ *     SIGSEGV, the library stays sound.
  *
  * Errors: functions returning int give 0, or -1 with errno set; those
  * returning pointers give NULL with errno set.  EINVAL: NULL region,
