@@ -71,8 +71,10 @@ int main(int argc, char **argv)
 	uint64_t t0 = now_ns();
 	for (int i = 0; i < nthreads; i++)
 		pthread_create(&t[i], NULL, worker, &ops[i]);
+	/* A signal (say a live profile dump) must not cut the run short. */
 	struct timespec d = { ms / 1000, (ms % 1000) * 1000000 };
-	nanosleep(&d, NULL);
+	while (nanosleep(&d, &d) != 0)
+		;
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	uint64_t total = 0, sum = 0;
 	for (int i = 0; i < nthreads; i++) {
