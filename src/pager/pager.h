@@ -72,6 +72,7 @@ typedef uint64_t pool_addr_t;
 struct pool_file {
 	int pf_fd;             /* memfd, -1 if the slot is unused */
 	uint64_t pf_next;      /* next page number never handed out */
+	uint64_t pf_size;      /* pages in the file */
 	uint64_t pf_frozen;    /* pages below this may be mapped by another
 	                          process (fork): never written in place,
 	                          never punched */

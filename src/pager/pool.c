@@ -28,14 +28,25 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "pager/pager.h"
 
-/* Size of each pool file: sparse, so it costs nothing until used. */
+/* Size of each pool file: sparse, so it costs nothing until used.  At
+ * most RLIMIT_FSIZE, or growing it would raise SIGXFSZ. */
 #define POOL_FILE_BYTES ((off_t)1 << 46)
-#define POOL_FILE_PAGES ((uint64_t)POOL_FILE_BYTES >> PG_SHIFT)
+
+static uint64_t pool_file_pages(void)
+{
+	struct rlimit rl;
+	uint64_t max = (uint64_t)POOL_FILE_BYTES;
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < max)
+		max = rl.rlim_cur;
+	return max >> PG_SHIFT;
+}
 
 #define SLAB_CHUNK ((size_t)64 << 10)
 
@@ -88,12 +99,16 @@ int pool_newfile(void)
 	struct pool *p = &uvm_pager.up_pool;
 	if (p->p_nfiles >= POOL_MAXFILES)
 		return -ENOMEM;
-	int fd = pool_memfd("schedctl-uvm-pool", POOL_FILE_BYTES);
+	uint64_t pages = pool_file_pages();
+	if (pages == 0)
+		return -EFBIG;
+	int fd = pool_memfd("schedctl-uvm-pool", (off_t)(pages << PG_SHIFT));
 	if (fd < 0)
 		return fd;
 	struct pool_file *f = &p->p_files[p->p_nfiles];
 	f->pf_fd = fd;
 	f->pf_next = 0;
+	f->pf_size = pages;
 	f->pf_frozen = 0;
 	f->pf_floor = 0;
 	p->p_cur = p->p_nfiles++;
@@ -106,7 +121,7 @@ pool_addr_t pool_window(size_t npages)
 {
 	struct pool *p = &uvm_pager.up_pool;
 	struct pool_file *f = &p->p_files[p->p_cur];
-	if (npages > POOL_FILE_PAGES - f->pf_next)
+	if (npages > f->pf_size - f->pf_next)
 		return PA_NONE;
 	pool_addr_t a = PA_MAKE(p->p_cur, f->pf_next);
 	f->pf_next += npages;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "pager/pager.h"
 #include "util.h"
@@ -252,7 +253,8 @@ Test(api, unprivileged_user_mode_only, .timeout = 30)
 		}
 		_exit(pu_wait(g) == 0 && b[0] == 5 ? 0 : 26);
 	}
-	cr_assert_eq(pu_wait(pid), 0);
+	int st = pu_wait(pid);
+	cr_assert_eq(st, 0, "child: %d", st);
 }
 
 /* Odd shapes: PROT_NONE regions, a region released piece by piece then
@@ -301,4 +303,32 @@ Test(api, odd_shapes)
 	errno = 0;   /* beyond the 64 GiB limit */
 	cr_assert_null(uvm_map_anon((size_t)1 << 37, PROT_READ));
 	cr_assert_eq(errno, EINVAL);
+}
+
+/* With a file size limit (ulimit -f) the pool stays inside it: regions
+ * larger than what is left fail with ENOMEM, no SIGXFSZ kills anyone. */
+Test(api, file_size_limit, .timeout = 20)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { 64 * PG, 64 * PG };
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(20);
+		struct uvm_region *r = uvm_map_anon(40 * PG, PROT_READ | PROT_WRITE);
+		if (!r)
+			_exit(21);
+		memset(uvm_base(r), 1, 40 * PG);
+		errno = 0;
+		if (uvm_map_anon(64 * PG, PROT_READ) || errno != ENOMEM)
+			_exit(22);
+		struct uvm_region *c = uvm_copy(r);   /* needs no new page */
+		if (!c || ((char *)uvm_base(c))[PG] != 1)
+			_exit(23);
+		/* a COW copy needs a 40-page window: 24 are left, SIGBUS */
+		if (pu_probe(uvm_base(c), 1) != SIGBUS)
+			_exit(24);
+		_exit(0);
+	}
+	int st = pu_wait(pid);
+	cr_assert_eq(st, 0, "child: %d", st);
 }
