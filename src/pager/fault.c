@@ -16,7 +16,8 @@
  *            held by this region alone and not frozen by a fork, so the
  *            page is unprotected and written in place.  Case 1B: the
  *            anon is shared, so it is copied into a new anon at the
- *            region's COW window and page i is remapped to it.
+ *            region's COW window and page i is remapped to it (under
+ *            SEQUENTIAL, with the shared pages right after it, up to 16).
  *
  * Cases 2A and 2B (pages of a lower-layer object) cannot happen until
  * the object layer exists; their counters stay 0.

@@ -12,11 +12,12 @@
  *
  * Files.  The process allocates from file p_cur.  A fork child cannot
  * share the parent's bump pointer, so it starts a new file
- * (pool_newfile) and treats every inherited file as frozen; the parent
- * freezes the pages it had handed out at the fork (pf_frozen).  Frozen
- * pages may be mapped by the other process, so they are never written
- * in place and never punched: they are released when the last process
- * using the file exits.
+ * (pool_newfile) and treats every inherited file as frozen for good
+ * (pf_floor); the parent freezes the pages it had handed out at the fork
+ * (pf_frozen).  Frozen pages may be mapped by the other process, so they
+ * are never written in place and never punched: a frozen page that is
+ * freed waits in p_deferred until pool_thaw (the child is gone, fork.c)
+ * lowers the watermark below it, or until the process exits.
  *
  * Memory for the pager's structures comes from mmap, never malloc: the
  * pager thread must not take a lock a faulting thread may hold.
