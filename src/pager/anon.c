@@ -24,7 +24,7 @@ static struct pool_slab anon_slab = { .sl_size = sizeof(struct vm_anon) };
  * => uvm_lock held.  NULL when out of memory. */
 struct vm_anon *anon_alloc(pool_addr_t a)
 {
-	if (uvm_pager.up_inject_fail &&
+	if (__atomic_load_n(&uvm_pager.up_inject_fail, __ATOMIC_RELAXED) &&
 	    __atomic_fetch_sub(&uvm_pager.up_inject_fail, 1, __ATOMIC_RELAXED))
 		return NULL;
 	struct vm_anon *an = pool_slab_alloc(&anon_slab);

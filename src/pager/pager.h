@@ -187,10 +187,12 @@ struct uvm_pager {
 	size_t up_nregions, up_capregions;
 	size_t up_runs;            /* sum of rg_runs */
 	size_t up_maxruns;         /* collapse beyond this (max_map_count) */
-	size_t up_runs_base;       /* per-region allowance (tests lower it) */
+	size_t up_runs_base;       /* per-region allowance (tests lower it);
+	                              read with relaxed atomics */
 	int up_inject_fail;        /* tests: fail this many anon_alloc()s;
 	                              relaxed atomics, it orders nothing */
-	/* tests: called between mmap and UFFDIO_REGISTER (region.c) */
+	/* tests: called between mmap and UFFDIO_REGISTER (region.c);
+	 * loaded with acquire, pairs with the test's store */
 	void (*up_test_window)(uintptr_t va, size_t len);
 	struct pool up_pool;
 	struct fork_lease up_leases[FORK_MAXLEASES];

@@ -181,8 +181,10 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 		return -errno;
 	if (!PA_REAL(a))
 		return 0;
-	if (uvm_pager.up_test_window)     /* tests: act inside the window */
-		uvm_pager.up_test_window((uintptr_t)va, len);
+	void (*hook)(uintptr_t, size_t) =   /* tests: act inside the window */
+		__atomic_load_n(&uvm_pager.up_test_window, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook((uintptr_t)va, len);
 	int e = flt_register((uintptr_t)va, len);
 	if (e)
 		return e;
@@ -528,7 +530,8 @@ int rg_collapse(struct uvm_region *r)
  * vm.max_map_count.  => uvm_lock held. */
 void rg_maybe_collapse(struct uvm_region *r)
 {
-	size_t limit = uvm_pager.up_runs_base + r->rg_npages / 16;
+	size_t limit = __atomic_load_n(&uvm_pager.up_runs_base,
+	                               __ATOMIC_RELAXED) + r->rg_npages / 16;
 	if (uvm_pager.up_runs > uvm_pager.up_maxruns)
 		limit = 16;
 	if (r->rg_runs > limit)

@@ -268,7 +268,7 @@ Test(model, random_sequences_collapsing, .timeout = 100)
 {
 	struct uvm_region *r = uvm_map_anon(PG, PROT_READ);
 	cr_assert_not_null(r);
-	uvm_pager.up_runs_base = 1;
+	__atomic_store_n(&uvm_pager.up_runs_base, 1, __ATOMIC_RELAXED);
 	uvm_unmap(r, 0, PG);
 	for (unsigned seed = 1000; seed < 1100; seed++)
 		run_seed(seed, 200);

@@ -188,8 +188,10 @@ Test(threads, collapse_under_concurrent_touches, .timeout = 60)
 	uvm_advise(r, UVM_ADV_RANDOM);
 	for (size_t i = 0; i < CP; i += 2)   /* odd pages stay empty */
 		b[i * PG + 8] = (unsigned char)(i | 1);
-	uvm_pager.up_runs_base = 1;        /* collapse at the first COWs */
-	uvm_pager.up_test_window = slow_window;  /* and remap slowly */
+	/* collapse at the first COWs, and remap slowly */
+	__atomic_store_n(&uvm_pager.up_runs_base, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&uvm_pager.up_test_window, slow_window,
+	                 __ATOMIC_RELEASE);
 	unsigned long collapses = 0;
 	for (int round = 0; round < 8; round++) {
 		struct uvm_region *c = uvm_copy(r);
@@ -235,8 +237,8 @@ Test(threads, collapse_under_concurrent_touches, .timeout = 60)
 		cr_assert_eq(pu_pool_bytes(), (long long)st.us_anons * PG,
 		             "round %d: pages left in the pool", round);
 	}
-	uvm_pager.up_runs_base = 64;
-	uvm_pager.up_test_window = NULL;
+	__atomic_store_n(&uvm_pager.up_runs_base, 64, __ATOMIC_RELAXED);
+	__atomic_store_n(&uvm_pager.up_test_window, NULL, __ATOMIC_RELEASE);
 	cr_log_info("collapses: %lu", collapses);
 	cr_assert_geq(collapses, 8);
 	cr_assert_eq(uvm_unmap(r, 0, CP * PG), 0);
