@@ -19,6 +19,9 @@
  *                 the copy's mappings (one copy of the rest, then case 1A
  *                 faults); 400 random pages stay below that and measure
  *                 one case 1B fault each.
+ *   read          read one byte of each page of the copy: the child
+ *                 after fork, against a uvm_copy() (the kernel serves
+ *                 these faults from the shared pool pages).
  *
  * Usage: pager_bench [--rounds N] [--quick]
  */
@@ -207,13 +210,63 @@ static double cow_uvm(const size_t *order, size_t n, int advice)
 	return t / (double)n;
 }
 
+/* Reading a copy: the child after fork reads its inherited pages; the
+ * pager's copy is read by the kernel from the shared pool pages. */
+static double read_fork(void)
+{
+	size_t n = touch_len / PG;
+	char *b = native(touch_len, 0);
+	touch(b, touch_len, 1);
+	int p[2];
+	if (pipe(p))
+		die("pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		double t = now_ns();
+		volatile char sum = 0;
+		for (size_t i = 0; i < touch_len; i += PG)
+			sum += b[i];
+		t = now_ns() - t;
+		_exit(write(p[1], &t, sizeof t) != sizeof t);
+	}
+	double t = 0;
+	if (read(p[0], &t, sizeof t) != sizeof t)
+		die("read");
+	close(p[0]);
+	close(p[1]);
+	waitpid(pid, NULL, 0);
+	munmap(b, touch_len);
+	return t / (double)n;
+}
+
+static double read_uvm(void)
+{
+	size_t n = touch_len / PG;
+	struct uvm_region *r = uvm_map_anon(touch_len, PROT_READ | PROT_WRITE);
+	if (!r)
+		die("uvm_map_anon");
+	touch(uvm_base(r), touch_len, 1);
+	struct uvm_region *c = uvm_copy(r);
+	if (!c)
+		die("uvm_copy");
+	volatile char *q = uvm_base(c);
+	volatile char sum = 0;
+	double t = now_ns();
+	for (size_t i = 0; i < touch_len; i += PG)
+		sum += q[i];
+	t = now_ns() - t;
+	uvm_unmap(c, 0, touch_len);
+	uvm_unmap(r, 0, touch_len);
+	return t / (double)n;
+}
+
 /* ---- the table ------------------------------------------------------ */
 
 enum {
 	FT_NATIVE, FT_NORMAL, FT_RANDOM, FT_SEQ,
 	CP_FORK4K, CP_FORKTHP, CP_UVM,
 	COW_FORK_SEQ, COW_UVM_SEQ, COW_UVM_SEQADV, COW_FORK_RND, COW_UVM_RND,
-	COW_FORK_FEW, COW_UVM_FEW, NVAR
+	COW_FORK_FEW, COW_UVM_FEW, RD_FORK, RD_UVM, NVAR
 };
 
 static const struct {
@@ -234,6 +287,8 @@ static const struct {
 	[COW_UVM_RND] = { "COW write after uvm_copy, random order (collapses)", "ns/page", COW_FORK_RND },
 	[COW_FORK_FEW]= { "COW write after fork, 400 random pages", "ns/page", -1 },
 	[COW_UVM_FEW] = { "COW write after uvm_copy, 400 random pages (1B each)", "ns/page", COW_FORK_FEW },
+	[RD_FORK]     = { "read every page, child after fork", "ns/page", -1 },
+	[RD_UVM]      = { "read every page of a uvm_copy", "ns/page", RD_FORK },
 };
 
 int main(int argc, char **argv)
@@ -271,6 +326,8 @@ int main(int argc, char **argv)
 		v[COW_UVM_RND][k] = cow_uvm(order, np, UVM_ADV_RANDOM);
 		v[COW_FORK_FEW][k] = cow_fork(order, 400);
 		v[COW_UVM_FEW][k] = cow_uvm(order, 400, UVM_ADV_RANDOM);
+		v[RD_FORK][k] = read_fork();
+		v[RD_UVM][k] = read_uvm();
 	}
 	printf("pager_bench: %d rounds, first touch and COW over %zu MiB, "
 	       "copy of %zu MiB\n\n", rounds, touch_len / MIB, copy_len / MIB);
