@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -101,8 +102,13 @@ static inline int pu_wait(pid_t pid)
 static inline int pu_leases_drained(void)
 {
 	for (int i = 0; i < 500; i++) {
-		if (__atomic_load_n(&uvm_pager.up_nleases, __ATOMIC_ACQUIRE) == 0)
+		if (__atomic_load_n(&uvm_pager.up_nleases, __ATOMIC_ACQUIRE) == 0) {
+			/* the pager retires a lease and thaws under the lock:
+			 * taking it waits for the thaw to finish */
+			pthread_mutex_lock(&uvm_pager.up_lock);
+			pthread_mutex_unlock(&uvm_pager.up_lock);
 			return 1;
+		}
 		usleep(10000);
 	}
 	return 0;
