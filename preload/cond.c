@@ -4,6 +4,7 @@
  * pthread_rwlock_* is not wrapped: glibc's rwlock stays whole.
  */
 #include "lock/lock.h"
+#include "prof/prof.h"
 
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
 
@@ -20,12 +21,14 @@ PRELOAD_EXPORT int pthread_cond_destroy(pthread_cond_t *c)
 
 PRELOAD_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_cond_wait(c, m);
 }
 
 PRELOAD_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                           const struct timespec *abs)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_cond_timedwait(c, m, abs);
 }
 
@@ -33,6 +36,7 @@ PRELOAD_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m,
                                           clockid_t clock,
                                           const struct timespec *abs)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_cond_clockwait(c, m, clock, abs);
 }
 

@@ -4,6 +4,7 @@
  * process-shared, robust and PI/PP mutexes and SCHEDCTL_POLICY=glibc).
  */
 #include "lock/lock.h"
+#include "prof/prof.h"
 
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
 
@@ -25,23 +26,27 @@ PRELOAD_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
 
 PRELOAD_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_mutex_lock(m);
 }
 
 PRELOAD_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_mutex_trylock(m);
 }
 
 PRELOAD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m,
                                            const struct timespec *abs)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_mutex_timedlock(m, abs);
 }
 
 PRELOAD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
                                            const struct timespec *abs)
 {
+	prof_note_caller(__builtin_return_address(0));
 	return sc_lock_mutex_clocklock(m, clock, abs);
 }
 

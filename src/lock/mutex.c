@@ -52,6 +52,10 @@
  * back off exponentially (1..lk_backoff_max() pauses between looks) so
  * that they steal little of the holder's cache line.
  *
+ * Profiling (src/prof/prof.h): each hook is one predictable branch on
+ * a global flag while profiling is off; the slow path fills a struct
+ * prof_acq on its own stack (spin time won/lost, park time and why).
+ *
  * Fairness: none promised, as glibc.  A releasing thread does not hand
  * the lock over; a running thread (spinner or newcomer) may take it
  * ahead of parked waiters.  That keeps the lock moving while woken
@@ -63,6 +67,7 @@
 #include <unistd.h>
 
 #include "lock/lock.h"
+#include "prof/prof.h"
 
 _Static_assert(sizeof(struct lk_mutex) == sizeof(pthread_mutex_t),
                "lk_mutex fills pthread_mutex_t");
@@ -269,10 +274,15 @@ static bool lk_spin_enter(struct lk_mutex *m)
  *    deadline passed).  The spinner registration is dropped either way.
  */
 static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
-                    const struct lk_deadline *dl, uint32_t flag)
+                    const struct lk_deadline *dl, uint32_t flag,
+                    struct prof_acq *pa)
 {
-	if (!lk_spin_enter(m))
+	if (!lk_spin_enter(m)) {
+		pa->pa_park_reason_next = PROF_PARK_SPINNER_CAP;
 		return false;
+	}
+	uint64_t ps = prof_on() ? lk_now_ns() : 0;
+	int reason = PROF_PARK_SPIN_BUDGET;
 	uint64_t limit = lk_spin_limit_ns(pol), blind = lk_spin_limit_ns(LK_SPIN);
 	uint64_t t0 = 0;
 	uint32_t seen = 0;
@@ -290,8 +300,10 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 1) == 0)) {
 			seen = w & LK_OWNER_MASK;
 			int os = lk_holder_state(m, w);
-			if (os == OS_NOT_RUNNING)
+			if (os == OS_NOT_RUNNING) {
+				reason = PROF_PARK_OWNER_OFFCPU;
 				break;
+			}
 			if (os == OS_UNKNOWN && limit > blind)
 				limit = blind;
 		}
@@ -311,6 +323,10 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 			backoff <<= 1;
 	}
 	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_RELAXED);
+	if (prof_on()) {
+		prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
+		pa->pa_park_reason_next = (uint8_t)reason;
+	}
 	return got;
 }
 
@@ -325,15 +341,26 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 {
 	int pol = lk_policy();
 	uint32_t flag = 0;     /* LK_CONTENDED once we have parked */
+	struct prof_acq pa = { 0 };
+	if (prof_on()) {
+		uint32_t o = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED) &
+		             LK_OWNER_MASK;
+		prof_acq_begin(&pa, m, o == LK_ANON_OWNER ? 0 : o, 0);
+		pa.pa_park_reason_next = PROF_PARK_POLICY;
+	}
 	for (;;) {
-		if (pol != LK_PARK && lk_spin(m, me, pol, dl, flag))
+		if (pol != LK_PARK && lk_spin(m, me, pol, dl, flag, &pa)) {
+			prof_contended(m, &pa, NULL);
 			return 0;
+		}
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 		for (;;) {
 			if ((w & LK_OWNER_MASK) == 0) {
 				/* Free: take it, flagged, for whoever is parked. */
-				if (lk_take_free(m, w, me | LK_CONTENDED))
+				if (lk_take_free(m, w, me | LK_CONTENDED)) {
+					prof_contended(m, &pa, NULL);
 					return 0;
+				}
 				w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 				continue;
 			}
@@ -347,8 +374,14 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 				break;
 			}
 		}
-		if (lk_park(&m->lm_word, w, dl, true) == -ETIMEDOUT)
+		uint64_t p0 = prof_on() ? lk_now_ns() : 0;
+		long r = lk_park(&m->lm_word, w, dl, true);
+		if (prof_on())
+			prof_acq_parked(&pa, lk_now_ns() - p0, pa.pa_park_reason_next);
+		if (r == -ETIMEDOUT) {
+			prof_timedout(m, &pa, NULL);
 			return ETIMEDOUT;
+		}
 		/* Woken (or not): the unlock that woke us cleared the flag,
 		 * and others may still be parked. */
 		flag = LK_CONTENDED;
@@ -394,8 +427,10 @@ static int lk_lock_common(struct lk_mutex *m, const struct lk_deadline *dl)
 	uint32_t me = lk_self(&tid);
 	int type = lk_type(m);
 	if (__builtin_expect(type == LK_NORMAL || type == LK_ADAPTIVE, 1)) {
-		if (__builtin_expect(lk_try_take(m, me), 1))
+		if (__builtin_expect(lk_try_take(m, me), 1)) {
+			prof_acquired(m, NULL);
 			return 0;
+		}
 		if (dl && !lk_timespec_valid(dl->dl_abs))
 			return EINVAL;
 		return lk_lock_slow(m, me, dl);
@@ -408,8 +443,11 @@ static int lk_lock_common(struct lk_mutex *m, const struct lk_deadline *dl)
 			return EINVAL;
 		if ((r = lk_lock_slow(m, me, dl)) != 0)
 			return r;
+		lk_set_holder(m, tid);
+		return 0;
 	}
 	lk_set_holder(m, tid);
+	prof_acquired(m, NULL);
 	return 0;
 }
 
@@ -437,8 +475,10 @@ int lk_mutex_trylock(struct lk_mutex *m)
 	}
 	uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 	for (;;) {
-		if (w & LK_OWNER_MASK)
+		if (w & LK_OWNER_MASK) {
+			prof_try_failed(m, NULL);
 			return EBUSY;
+		}
 		/* Keep LK_CONTENDED: parked waiters still need a wake. */
 		if (__atomic_compare_exchange_n(&m->lm_word, &w,
 		                                me | (w & LK_CONTENDED), false,
@@ -447,6 +487,7 @@ int lk_mutex_trylock(struct lk_mutex *m)
 	}
 	if (type == LK_RECURSIVE || type == LK_ERRORCHECK)
 		lk_set_holder(m, tid);
+	prof_acquired(m, NULL);
 	return 0;
 }
 
@@ -462,6 +503,7 @@ int lk_mutex_unlock(struct lk_mutex *m)
 		__atomic_store_n(&m->lm_tid, 0, __ATOMIC_RELAXED);
 	}
 	uint32_t old = __atomic_exchange_n(&m->lm_word, 0, __ATOMIC_RELEASE);
+	prof_released(m);   /* after the release: outside the critical section */
 	if (old & LK_CONTENDED)
 		sc_futex_wake(&m->lm_word, 1, true);
 	return 0;

@@ -23,6 +23,7 @@
 #include <errno.h>
 
 #include "lock/lock.h"
+#include "prof/prof.h"
 
 #define LK_M(m) ((struct lk_mutex *)(void *)(m))
 #define LK_C(c) ((struct lk_cond *)(void *)(c))
@@ -89,8 +90,12 @@ int sc_lock_mutex_destroy(pthread_mutex_t *m)
 int sc_lock_mutex_lock(pthread_mutex_t *m)
 {
 	lk_ready();
-	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0))
+	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0)) {
+		if (prof_on() && lk_real.mutex_lock && lk_real.mutex_trylock)
+			return prof_glibc_lock(m, NULL, lk_real.mutex_lock,
+			                       lk_real.mutex_trylock);
 		return LK_REAL(mutex_lock, m);
+	}
 	return lk_mutex_lock(LK_M(m));
 }
 
@@ -124,8 +129,10 @@ int sc_lock_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
 int sc_lock_mutex_unlock(pthread_mutex_t *m)
 {
 	lk_ready();
-	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0))
+	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0)) {
+		prof_released(m);
 		return LK_REAL(mutex_unlock, m);
+	}
 	return lk_mutex_unlock(LK_M(m));
 }
 

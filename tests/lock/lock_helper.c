@@ -175,6 +175,8 @@ static int s_codes(void)
 }
 
 /* ---- timed: timeouts on both clocks, bad times ---- */
+static int timed_steps_done;   /* the holder lets go only after them */
+
 static void *timed_worker(void *m)
 {
 	struct timespec ts = after_ms(CLOCK_REALTIME, 80);
@@ -187,6 +189,7 @@ static void *timed_worker(void *m)
 	EQ(pthread_mutex_timedlock(m, &past), ETIMEDOUT);
 	EQ(pthread_mutex_timedlock(m, &bad), EINVAL);
 	EQ(pthread_mutex_clocklock(m, CLOCK_PROCESS_CPUTIME_ID, &ts), EINVAL);
+	__atomic_store_n(&timed_steps_done, 1, __ATOMIC_RELEASE);
 	ts = after_ms(CLOCK_MONOTONIC, 20000);
 	EQ(pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts), 0);
 	EQ(pthread_mutex_unlock(m), 0);
@@ -200,7 +203,9 @@ static int s_timed(void)
 	EQ(pthread_mutex_timedlock(&m, &past), 0);
 	pthread_t t;
 	EQ(pthread_create(&t, NULL, timed_worker, &m), 0);
-	sleep_ms(300);
+	while (!__atomic_load_n(&timed_steps_done, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	sleep_ms(20);   /* let it park in the last, long clocklock */
 	EQ(pthread_mutex_unlock(&m), 0);
 	pthread_join(t, NULL);
 	return 0;

@@ -159,6 +159,8 @@ Test(lock_mutex, recursive_codes)
 	cr_assert_eq(trylock_from_other_thread(&m), 0);
 }
 
+static int timed_steps_done;   /* the holder lets go only after them */
+
 static void *timedlock_worker(void *arg)
 {
 	pthread_mutex_t *m = arg;
@@ -180,6 +182,7 @@ static void *timedlock_worker(void *arg)
 		return (void *)4;
 	if (sc_lock_mutex_clocklock(m, CLOCK_PROCESS_CPUTIME_ID, &ts) != EINVAL)
 		return (void *)5;
+	__atomic_store_n(&timed_steps_done, 1, __ATOMIC_RELEASE);
 	/* Wait long enough for the holder to let go. */
 	ts = lt_after_ms(CLOCK_MONOTONIC, 10000);
 	if (sc_lock_mutex_clocklock(m, CLOCK_MONOTONIC, &ts) != 0)
@@ -195,8 +198,13 @@ static void timedlock_case(int policy)
 	struct timespec past = { 0, 0 };
 	cr_assert_eq(sc_lock_mutex_timedlock(&m, &past), 0, "free: no timeout");
 	pthread_t t;
+	__atomic_store_n(&timed_steps_done, 0, __ATOMIC_RELEASE);
 	pthread_create(&t, NULL, timedlock_worker, &m);
-	lt_sleep_ms(400);
+	int64_t t0 = lt_now_ms(CLOCK_MONOTONIC);
+	while (!__atomic_load_n(&timed_steps_done, __ATOMIC_ACQUIRE) &&
+	       lt_now_ms(CLOCK_MONOTONIC) - t0 < 20000)
+		lt_sleep_ms(1);
+	lt_sleep_ms(20);
 	sc_lock_mutex_unlock(&m);
 	void *ret;
 	pthread_join(t, &ret);
