@@ -17,10 +17,19 @@
  *
  * Cost and interval: each thread costs a pread or three on descriptors
  * kept open (no open/close per tick) while the descriptor limit allows,
- * and an open-read-close per file beyond that.  The interval adapts to that cost
- * so sampling stays near 2% of one CPU: interval = clamp(50 x last
- * sweep, 2 ms, 200 ms).  SCHEDCTL_SAMPLE_US (`--sample-us`) lowers the
- * floor and allows 10%: interval = clamp(10 x sweep, N us, 200 ms).
+ * and an open-read-close per file beyond that.  The interval adapts to
+ * the load in two ways:
+ *   - to the sweep's cost (more threads, longer interval), so sampling
+ *     stays within a share of one CPU: interval >= share x sweep;
+ *   - to CPU contention: SC_RUN exists only while a thread waits for a
+ *     CPU, and it is then that ONPROC against RUN matters (a lock waiter
+ *     spins on an ONPROC owner) and changes every slice.  A sweep that
+ *     saw a thread SC_RUN halves the floor, to 1 ms, and allows 5% of a
+ *     CPU; otherwise the floor is 2 ms at 2%.  (Measured agreement with
+ *     the kernel for two threads sharing a CPU: docs/benchmarks.md.)
+ *   interval = clamp(share x sweep, floor, 200 ms).
+ * SCHEDCTL_SAMPLE_US (`--sample-us`) sets the floor for both cases and
+ * allows 10%.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,9 +165,14 @@ static int sample_state(struct sv_task *t, char st)
 	}
 }
 
+struct sample_tick {
+	uint64_t sk_t0;          /* start of the sweep */
+	unsigned sk_runnable;    /* threads seen SC_RUN */
+};
+
 static void sample_task(struct sv_task *t, void *arg)
 {
-	uint64_t t0 = *(uint64_t *)arg;
+	struct sample_tick *k = arg;
 	if (t->tk_group_stopped)
 		return;
 	struct sv_image *im = sv_image_of(t->tk_pid);
@@ -176,34 +190,41 @@ static void sample_task(struct sv_task *t, void *arg)
 	int state = sample_state(t, st);
 	if (state < 0)
 		return;
-	if (__atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED) > t0)
+	k->sk_runnable += state == SC_RUN;
+	if (__atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED) > k->sk_t0)
 		return;                   /* a notification is newer */
 	if (state != SC_SLEEP)
 		__atomic_store_n(&s->ss_sysno, ~0u, __ATOMIC_RELAXED);
 	sv_slot_store(s, state, cpu);
 }
 
-/* SCHEDCTL_SAMPLE_US: a shorter floor, paid for with up to 10% of a CPU
- * (the default floor keeps sampling near 2%). */
-static void sample_floor(uint64_t *floor_ns, uint64_t *factor)
+/* => the floor and the CPU share (as a multiple of the sweep's cost). */
+static void sample_policy(bool contended, uint64_t *floor_ns, uint64_t *factor)
 {
-	static uint64_t f_ns, f_x;
-	if (!f_ns) {
+	static long user_us = -1;
+	if (user_us < 0) {
 		const char *e = getenv("SCHEDCTL_SAMPLE_US");
 		long us = e ? strtol(e, NULL, 10) : 0;
-		f_ns = us >= 50 ? (uint64_t)us * 1000 : SAMPLE_MIN_NS;
-		f_x = us >= 50 ? 10 : 50;
+		user_us = us >= 50 ? us : 0;
 	}
-	*floor_ns = f_ns;
-	*factor = f_x;
+	if (user_us) {
+		*floor_ns = (uint64_t)user_us * 1000;
+		*factor = 10;
+	} else if (contended) {
+		*floor_ns = SAMPLE_MIN_NS / 2;
+		*factor = 20;
+	} else {
+		*floor_ns = SAMPLE_MIN_NS;
+		*factor = 50;
+	}
 }
 
 void sv_sample_tick(void)
 {
-	uint64_t t0 = sv_now_ns(), floor_ns, factor;
-	sample_floor(&floor_ns, &factor);
-	sv_task_foreach(sample_task, &t0);
-	uint64_t cost = sv_now_ns() - t0;
+	struct sample_tick k = { sv_now_ns(), 0 };
+	sv_task_foreach(sample_task, &k);
+	uint64_t cost = sv_now_ns() - k.sk_t0, floor_ns, factor;
+	sample_policy(k.sk_runnable > 0, &floor_ns, &factor);
 	uint64_t iv = cost * factor;
 	if (iv < floor_ns)
 		iv = floor_ns;
