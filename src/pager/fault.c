@@ -47,7 +47,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pager/pager.h"
@@ -64,7 +63,6 @@ struct uffdio_poison {
 
 #define FLT_MAXRANGE 16   /* most pages one zero-fill maps */
 #define FLT_BATCH    32   /* messages read at once */
-#define FLT_SPIN_NS  50000 /* busy-poll this long before sleeping */
 
 static const unsigned char flt_zeros[FLT_MAXRANGE * PG_SIZE]
 	__attribute__((aligned(4096)));
@@ -336,29 +334,19 @@ static void flt_serve(uintptr_t addr, uint64_t flags)
 		flt_poison(r, i, !wp);
 }
 
-static uint64_t flt_now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-/* Read the next batch of messages.  After a fault, faults tend to come
- * in bursts: poll without sleeping for FLT_SPIN_NS before blocking, so a
- * burst costs the faulting threads' wake-ups but not the pager's.  The
- * pager sleeps on the userfaultfd, the fork leases (a lease's
- * end-of-file thaws the pages frozen for it, fork.c) and up_kick_fd,
- * which fork.c writes when it adds a lease. */
+/* Read the next batch of messages, sleeping in poll() on the
+ * userfaultfd, the fork leases (a lease's end-of-file thaws the pages
+ * frozen for it, fork.c) and up_kick_fd, which fork.c writes when it
+ * adds a lease.  (Busy-polling for 50 us before sleeping was measured
+ * against this and gave no gain, only a CPU burnt on a 2-CPU machine:
+ * docs/benchmarks.md.) */
 static ssize_t flt_read(int fd, int kick, struct uffd_msg *msg,
                         size_t size)
 {
-	uint64_t until = flt_now_ns() + FLT_SPIN_NS;
 	for (;;) {
 		ssize_t n = read(fd, msg, size);
 		if (n >= 0 || errno != EAGAIN)
 			return n;
-		if (flt_now_ns() < until)
-			continue;
 		struct pollfd pfd[2 + FORK_MAXLEASES];
 		pfd[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = kick, .events = POLLIN };
@@ -375,7 +363,6 @@ static ssize_t flt_read(int fd, int kick, struct uffd_msg *msg,
 			fork_lease_check(pfd + 2, nl);
 			pthread_mutex_unlock(&uvm_pager.up_lock);
 		}
-		until = flt_now_ns() + FLT_SPIN_NS;
 	}
 }
 
