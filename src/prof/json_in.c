@@ -512,7 +512,8 @@ static bool lock_at(struct jm *m, const struct jv *o, struct prof_slock *l,
 	const struct jv *ov = prof_jv_get(o, "overflow");
 	l->l_overflow = ov && ov->t == JV_BOOL && ov->b;
 	snprintf(m->where, sizeof m->where, "locks[%zu]", li);
-	if (!hex_at(m, o, "address", &l->l_addr) || !counts_at(m, o, &l->l_c))
+	if (!hex_at(m, o, "address", &l->l_addr) || !str_at(m, o, "name", &l->l_name) ||
+	    !counts_at(m, o, &l->l_c))
 		return false;
 	const struct jv *ss = array_at(m, o, "sites", sizeof *l->l_sites,
 	                               (void **)&l->l_sites);

@@ -152,8 +152,10 @@ void prof_render_json(struct prof_out *o, const struct prof_snap *s)
 	          (unsigned long long)s->runtime_acq);
 	for (size_t i = 0; i < s->nlocks; i++) {
 		const struct prof_slock *l = &s->locks[i];
-		po_printf(o, "%s\n{\"address\":\"0x%llx\",\"overflow\":%s,", i ? "," : "",
-		          (unsigned long long)l->l_addr, l->l_overflow ? "true" : "false");
+		po_printf(o, "%s\n{\"address\":\"0x%llx\",\"name\":", i ? "," : "",
+		          (unsigned long long)l->l_addr);
+		po_json_str(o, l->l_name);
+		po_printf(o, ",\"overflow\":%s,", l->l_overflow ? "true" : "false");
 		counts(o, &l->l_c, m);
 		po_puts(o, ",\"sites\":[");
 		for (size_t j = 0; j < l->l_nsites; j++) {

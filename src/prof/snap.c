@@ -127,6 +127,7 @@ void prof_snap_free(struct prof_snap *s)
 			free(st->s_blk);
 		}
 		free(l->l_sites);
+		free(l->l_name);
 	}
 	free(s->locks);
 	free(s);
@@ -218,6 +219,28 @@ static bool site_used(const struct prof_siterec *sr, const struct prof_counts *c
 	       __atomic_load_n(&sr->sr_stack[0], __ATOMIC_RELAXED);
 }
 
+/* The exported data symbol a lock lives in, if any ("stats_lock",
+ * "table+64"): dladdr sees only dynamic symbols, so static and heap
+ * locks stay unnamed. */
+static char *lock_symbol(uint64_t addr)
+{
+	Dl_info di;
+	const ElfW(Sym) *sym = NULL;
+	if (!addr || !dladdr1((void *)(uintptr_t)addr, &di, (void **)&sym,
+	                      RTLD_DL_SYMENT) || !di.dli_sname || !sym)
+		return NULL;
+	uint64_t base = (uint64_t)(uintptr_t)di.dli_saddr;
+	if (addr < base || addr >= base + sym->st_size)
+		return NULL;
+	char b[512];
+	if (addr == base)
+		snprintf(b, sizeof b, "%s", di.dli_sname);
+	else
+		snprintf(b, sizeof b, "%s+%llu", di.dli_sname,
+		         (unsigned long long)(addr - base));
+	return strdup(b);
+}
+
 /* A call site inside the runtime's own objects (libschedctl, the
  * preload, libunwind, liburcu): locks the program did not take itself
  * (libunwind's caches, say), left out of the report and only counted. */
@@ -246,6 +269,7 @@ static bool lock_fill(struct prof_snap *s, struct prof_slock *l,
 		n++;
 	l->l_addr = (uint64_t)(uintptr_t)lr->lr_lock;
 	l->l_overflow = lr == prof_g.g_other_lock;
+	l->l_name = l->l_overflow ? NULL : lock_symbol(l->l_addr);
 	l->l_sites = calloc(n, sizeof *l->l_sites);
 	if (!l->l_sites)
 		return false;

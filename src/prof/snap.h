@@ -39,6 +39,7 @@ struct prof_ssite {
 
 struct prof_slock {
 	uint64_t l_addr;
+	char *l_name;               /* "symbol[+off]" of a global lock, or NULL */
 	bool l_overflow;            /* locks over the lock cap */
 	struct prof_counts l_c;     /* sum of its sites */
 	size_t l_nsites;

@@ -78,6 +78,8 @@ void prof_render_svg(struct prof_out *o, const struct prof_snap *s, int sort,
 		const struct prof_ssite *top_site = l->l_nsites ? &l->l_sites[0] : NULL;
 		if (l->l_overflow)
 			snprintf(label, sizeof label, "(other locks)");
+		else if (l->l_name)
+			snprintf(label, sizeof label, "%s", l->l_name);
 		else if (top_site && top_site->s_where.f_func)
 			snprintf(label, sizeof label, "0x%llx %s",
 			         (unsigned long long)l->l_addr, top_site->s_where.f_func);

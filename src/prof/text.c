@@ -70,6 +70,8 @@ static void lock_name(const struct prof_slock *l, char *b, size_t n)
 {
 	if (l->l_overflow)
 		snprintf(b, n, "(other locks)");
+	else if (l->l_name)
+		snprintf(b, n, "%s", l->l_name);
 	else
 		snprintf(b, n, "0x%llx", (unsigned long long)l->l_addr);
 }
@@ -203,7 +205,7 @@ void prof_render_text(struct prof_out *o, const struct prof_snap *s,
 		const struct prof_slock *l = &s->locks[i];
 		const struct prof_counts *c = &l->l_c;
 		lock_name(l, b, sizeof b);
-		po_printf(o, "%4zu %-18s %10llu %9llu %9s %9s %9s %9s %9s %9s %9s %9s "
+		po_printf(o, "%4zu %-18.18s %10llu %9llu %9s %9s %9s %9s %9s %9s %9s %9s "
 		          "%9s %5llu\n", i + 1, b, (unsigned long long)c->c_acq,
 		          (unsigned long long)c->c_contended,
 		          CNT(m, c->c_outcome[PROF_SPIN_WON]),
@@ -219,7 +221,10 @@ void prof_render_text(struct prof_out *o, const struct prof_snap *s,
 	for (size_t i = 0; i < n; i++) {
 		const struct prof_slock *l = &s->locks[i];
 		lock_name(l, b, sizeof b);
-		po_printf(o, "\nlock %zu: %s, %zu call site(s)\n", i + 1, b, l->l_nsites);
+		po_printf(o, "\nlock %zu: %s", i + 1, b);
+		if (l->l_name)
+			po_printf(o, " (0x%llx)", (unsigned long long)l->l_addr);
+		po_printf(o, ", %zu call site(s)\n", l->l_nsites);
 		print_detail(o, &l->l_c, m, "    ");
 		print_hist(o, &l->l_c);
 		size_t ns = top > 0 && (size_t)top < l->l_nsites ? (size_t)top

@@ -214,3 +214,19 @@ Test(prof_core, holder_switched_out_while_holding, .timeout = 30)
 	cr_assert_leq(b->l_c.c_lhp, 5, "short holds rarely switched out");
 	prof_snap_free(s);
 }
+
+Test(prof_core, global_locks_named_by_symbol, .timeout = 30)
+{
+	extern char **environ;
+	start_profiler(NULL, NULL, NULL, 0);
+	fake_lock(&environ);        /* an exported data symbol of libc */
+	fake_unlock(&environ);
+	fake_lock(lock_a);          /* a static object: no dynamic symbol */
+	fake_unlock(lock_a);
+	struct prof_snap *s = prof_snap_take(true);
+	const struct prof_slock *e = find_lock(s, &environ), *a = find_lock(s, lock_a);
+	cr_assert(e && a);
+	cr_assert(e->l_name && strstr(e->l_name, "environ"), "%s", e->l_name);
+	cr_assert_null(a->l_name);
+	prof_snap_free(s);
+}

@@ -83,6 +83,9 @@ Test(prof_json, round_trip_field_by_field, .timeout = 60)
 	for (size_t i = 0; i < s->nlocks; i++) {
 		const struct prof_slock *a = &s->locks[i], *b = &p->locks[i];
 		cr_assert_eq(a->l_addr, b->l_addr);
+		cr_assert_eq(!a->l_name, !b->l_name);
+		if (a->l_name)
+			cr_assert_str_eq(a->l_name, b->l_name);
 		same_counts(&a->l_c, &b->l_c);
 		cr_assert_eq(a->l_nsites, b->l_nsites);
 		for (size_t k = 0; k < a->l_nsites; k++) {
