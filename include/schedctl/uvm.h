@@ -20,9 +20,9 @@
  *   - Concurrency: all functions are thread-safe, but not
  *     async-signal-safe.  Destroying or unmapping memory another thread
  *     still uses is the caller's bug, as with munmap(): that thread gets
- *     SIGSEGV, the library stays sound.  Do not munmap(), mremap() or
- *     mmap(MAP_FIXED) over a region's range yourself: the pager owns its
- *     mappings (mprotect and madvise are fine).
+ *     SIGSEGV, the library stays sound.  Do not munmap(), mremap(),
+ *     mprotect() or mmap(MAP_FIXED) a region's memory yourself: the
+ *     pager owns its mappings and their protection (madvise is fine).
  *
  * Errors: functions returning int give 0, or -1 with errno set; those
  * returning pointers give NULL with errno set.  EINVAL: NULL region,
