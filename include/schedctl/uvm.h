@@ -22,7 +22,9 @@
  *     still uses is the caller's bug, as with munmap(): that thread gets
  *     SIGSEGV, the library stays sound.  Do not munmap(), mremap(),
  *     mprotect() or mmap(MAP_FIXED) a region's memory yourself: the
- *     pager owns its mappings and their protection (madvise is fine).
+ *     pager owns its mappings and their protection.  Of madvise(), only
+ *     hints are safe: MADV_DONTNEED does not zero a region's pages, and
+ *     MADV_REMOVE would free pages that copies share.
  *
  * Errors: functions returning int give 0, or -1 with errno set; those
  * returning pointers give NULL with errno set.  EINVAL: NULL region,
