@@ -106,7 +106,10 @@ struct prof_lockrec {
 
 /* Per-thread counters for one site (single writer: its thread). */
 struct prof_tentry {
-	struct prof_siterec *te_site;     /* NULL: empty (relaxed) */
+	struct prof_siterec *te_site;     /* NULL: empty.  Relaxed: written by
+	                                     the owner, read by reports, which
+	                                     tolerate a torn view of a live
+	                                     thread's counters */
 	const void *te_lock;              /* copies of the site's key */
 	uintptr_t te_pc;
 	uint64_t te_acq;
@@ -115,7 +118,8 @@ struct prof_tentry {
 };
 
 struct prof_held {
-	const void *h_lock;
+	const void *h_lock;               /* relaxed store by the owner; a waiter
+	                                     reads it (relaxed) after pt_nheld */
 	struct prof_tentry *h_te;         /* entry counting this hold */
 	struct prof_siterec *h_site;      /* read by waiters (relaxed) */
 	uint64_t h_t0;                    /* ticks at acquisition */
@@ -130,7 +134,9 @@ struct prof_tchunk;
 
 struct prof_thread {
 	int32_t pt_tid;                   /* 0: free (relaxed) */
-	uint32_t pt_nheld;                /* relaxed, read by waiters */
+	uint32_t pt_nheld;                /* release store by the owner after the
+	                                     entry's h_lock/h_site; waiters load
+	                                     it with acquire (owner_site) */
 	struct prof_thread *pt_next_free;
 	struct prof_held pt_held[PROF_HELD_MAX];
 	uint64_t pt_untracked;            /* holds beyond PROF_HELD_MAX */
@@ -164,7 +170,9 @@ struct prof_global {
 	uint64_t g_t0_tick, g_t0_ns;      /* clock origin (ticks, MONOTONIC) */
 	uint64_t g_mult;                  /* ns = ticks * g_mult >> 32 */
 	bool     g_tsc;                   /* ticks are the TSC */
-	bool     g_trace;                 /* trace events recorded */
+	bool     g_trace;                 /* trace events recorded (release at
+	                                     init, relaxed reads: a late reader
+	                                     only misses events) */
 	unsigned g_bt_every;              /* backtrace 1 in N contended */
 	unsigned g_hold_every;            /* time 1 in N uncontended holds */
 	pid_t    g_pid;
