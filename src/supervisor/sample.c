@@ -13,7 +13,9 @@
  *      SC_RUN, whatever the sampling phase.
  *
  * A notification that arrives while we read is newer than what we read:
- * a store is skipped when ss_stamp_ns moved past the tick's start.
+ * a store is skipped when ss_stamp_ns moved past the tick's start.  Two
+ * threads read as on the same CPU in one sweep cannot both be: the later
+ * reading wins and the earlier thread becomes SC_RUN.
  *
  * Cost and interval: each thread costs a pread or three on descriptors
  * kept open (no open/close per tick) while the descriptor limit allows,
@@ -170,6 +172,28 @@ struct sample_tick {
 	unsigned sk_runnable;    /* threads seen SC_RUN */
 };
 
+/* One CPU runs one thread: the last thread of a sweep found on a CPU is
+ * the freshest reading, and an earlier one found there has been switched
+ * out since it was read (reads are not simultaneous).  Per CPU, the slot
+ * that claimed it in this sweep (valid while sample_gen[cpu] matches). */
+#define SAMPLE_MAXCPU 1024
+static struct sc_slot *sample_onproc[SAMPLE_MAXCPU];
+static uint32_t sample_gen[SAMPLE_MAXCPU], sample_sweep;
+
+static void sample_claim_cpu(struct sc_slot *s, int cpu, uint64_t t0)
+{
+	if (cpu < 0 || cpu >= SAMPLE_MAXCPU)
+		return;
+	struct sc_slot *prev = sample_gen[cpu] == sample_sweep ?
+	                       sample_onproc[cpu] : NULL;
+	if (prev && prev != s &&
+	    __atomic_load_n(&prev->ss_stamp_ns, __ATOMIC_RELAXED) >= t0 &&
+	    __atomic_load_n(&prev->ss_pub.sc_state, __ATOMIC_RELAXED) == SC_ONPROC)
+		sv_slot_store(prev, SC_RUN, cpu);
+	sample_onproc[cpu] = s;
+	sample_gen[cpu] = sample_sweep;
+}
+
 static void sample_task(struct sv_task *t, void *arg)
 {
 	struct sample_tick *k = arg;
@@ -196,6 +220,8 @@ static void sample_task(struct sv_task *t, void *arg)
 	if (state != SC_SLEEP)
 		__atomic_store_n(&s->ss_sysno, ~0u, __ATOMIC_RELAXED);
 	sv_slot_store(s, state, cpu);
+	if (state == SC_ONPROC)
+		sample_claim_cpu(s, cpu, k->sk_t0);
 }
 
 /* => the floor and the CPU share (as a multiple of the sweep's cost). */
@@ -222,6 +248,7 @@ static void sample_policy(bool contended, uint64_t *floor_ns, uint64_t *factor)
 void sv_sample_tick(void)
 {
 	struct sample_tick k = { sv_now_ns(), 0 };
+	sample_sweep++;
 	sv_task_foreach(sample_task, &k);
 	uint64_t cost = sv_now_ns() - k.sk_t0, floor_ns, factor;
 	sample_policy(k.sk_runnable > 0, &floor_ns, &factor);

@@ -20,6 +20,8 @@
  *                           notified, an unmarked one is
  *   corrupt                 scribble over our slot pages, keep running
  *   thread-exec             a second thread execs `source`
+ *   rawclone                a thread made with clone() blocks and exits
+ *   name MS                 print the control socket's name, wait MS
  *   stopped                 SIGSTOP/SIGCONT a child, reading its slot
  *                           through /proc/PID/map_files (root)
  *   rawexit                 a thread exits by SYS_exit: its slot must
@@ -722,6 +724,41 @@ static int mode_thread_exec(const char *self)
 	return 5;                 /* not reached: the exec replaces us */
 }
 
+/* ---- a thread made with raw clone(): followed, but no slot ---- */
+
+static int h_clone_tid;          /* CLONE_CHILD_CLEARTID: 0 once gone */
+
+static int th_raw(void *a)
+{
+	(void)a;
+	struct timespec ts = { 0, 2000000 };
+	for (int i = 0; i < 5; i++)
+		syscall(SYS_nanosleep, &ts, NULL);   /* notified, no slot */
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+static int mode_rawclone(void)
+{
+	size_t sz = 256 * 1024;
+	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return 2;
+	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+	            CLONE_THREAD | CLONE_SYSVSEM | CLONE_PARENT_SETTID |
+	            CLONE_CHILD_CLEARTID;
+	int tid = clone(th_raw, stack + sz, flags, NULL, &h_clone_tid, NULL,
+	                &h_clone_tid);
+	if (tid < 0)
+		return 3;
+	int v;
+	while ((v = __atomic_load_n(&h_clone_tid, __ATOMIC_ACQUIRE)) != 0)
+		syscall(SYS_futex, &h_clone_tid, FUTEX_WAIT, v, NULL, NULL, 0);
+	printf("raw_clone_done=1\n");
+	return 0;
+}
+
 /* ---- a thread that exits without giving its slot back ---- */
 
 static sc_shared_t *h_raw_sc;
@@ -843,6 +880,13 @@ int main(int argc, char **argv)
 		return mode_rawexit();
 	if (!strcmp(m, "stopped"))
 		return mode_stopped();
+	if (!strcmp(m, "rawclone"))
+		return mode_rawclone();
+	if (!strcmp(m, "name")) {       /* for the bystander test */
+		printf("name=%s\n", getenv("SCHEDCTL_SUPERVISOR"));
+		h_sleep_ms((int)n);
+		return 0;
+	}
 	if (!strcmp(m, "thread-exec"))
 		return mode_thread_exec(argv[0]);
 	if (!strcmp(m, "corrupt"))

@@ -4,6 +4,11 @@
  */
 #include <criterion/criterion.h>
 
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "supervisor/proto.h"
 #include "util.h"
 
 #define LIMIT 60000
@@ -81,6 +86,56 @@ Test(follow, exec_from_a_second_thread, .timeout = 60)
 	run_helper("--state-source=supervisor", "thread-exec", NULL);
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
 	cr_assert(strstr(r.out, "source=supervisor"), "%s", r.out);
+}
+
+Test(follow, raw_clone_thread_is_followed, .timeout = 60)
+{
+	run_helper("--state-source=supervisor", "rawclone", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "raw_clone_done=1"), "%s", r.out);
+}
+
+/* A process of ours that the supervisor does not trace (this test) knows
+ * the name, connects and says hello: it is dropped, and the program is
+ * unaffected. */
+Test(follow, bystanders_cannot_use_the_control_socket, .timeout = 60)
+{
+	char *av[] = { (char *)su_schedctl(), "run", "--", (char *)su_helper(),
+	               "name", "1500", NULL };
+	int out[2];
+	cr_assert_eq(pipe(out), 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	pid_t pid;
+	cr_assert_eq(posix_spawn(&pid, av[0], &fa, NULL, av, environ), 0);
+	close(out[1]);
+	char buf[256] = { 0 };
+	ssize_t n = 0, k;
+	while (n < (ssize_t)sizeof buf - 1 && !strchr(buf, '\n') &&
+	       (k = read(out[0], buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+		n += k;
+	char *nm = strstr(buf, "name=");
+	cr_assert(nm, "%s", buf);
+	nm += 5;
+	nm[strcspn(nm, "\n")] = 0;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path + 1, nm, strlen(nm));
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                            strlen(nm));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, len), 0);
+	/* A well-formed hello: only the tracer check can refuse it. */
+	struct sv_hello h = { .sh_magic = SV_HELLO_MAGIC, .sh_pid = getpid() };
+	(void)!send(fd, &h, sizeof h, MSG_NOSIGNAL);
+	struct pollfd p = { fd, POLLIN, 0 };
+	cr_assert_eq(poll(&p, 1, 5000), 1, "dropped within 5 s");
+	cr_assert_leq(read(fd, buf, sizeof buf), 0, "closed by the supervisor");
+	close(fd);
+	int st;
+	waitpid(pid, &st, 0);
+	close(out[0]);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 Test(follow, stop_and_continue, .timeout = 60)
