@@ -24,8 +24,13 @@ for r in $(seq "$rounds"); do
 		add pp_owner_auto_$pin "$("$sc" run -- "$b" pingpong "$P" | val pingpong_ns)"
 		unset SUP_BENCH_PIN
 	done
-	for us in 2000 500 200; do
-		out=$("$sc" run --state-source=supervisor --sample-us=$us -- "$b" accuracy 2000)
+	for us in default 2000 500 pinned; do
+		case $us in
+		default) opt=() ;;
+		pinned) opt=(--supervisor-cpus=1) ;;
+		*) opt=(--sample-us=$us) ;;
+		esac
+		out=$("$sc" run --state-source=supervisor "${opt[@]}" -- "$b" accuracy 2000)
 		add acc_$us "$(val hog_agree_pct <<<"$out")"
 		add cpu_$us "$(sed -n 's/.*supervisor_cpu_pct=\([0-9]*\).*/\1/p' <<<"$out")"
 	done
@@ -52,8 +57,13 @@ for pin in same split; do
 done
 echo "| start-up: /bin/true | $(med start_native) ns | 1.00 |"
 echo "| start-up: schedctl run -- /bin/true | $(med start_run) ns | $(ratio start_run start_native) x |"
-for us in 2000 500 200; do
-	echo "| two threads sharing CPU 0: state agrees with the kernel's switch record, sampling floor $us us | $(med acc_$us) % | supervisor CPU $(med cpu_$us) % |"
+for us in default 2000 500 pinned; do
+	case $us in
+	default) what="default sampling" ;;
+	pinned) what="default sampling, --supervisor-cpus=1" ;;
+	*) what="--sample-us=$us" ;;
+	esac
+	echo "| two threads sharing CPU 0: state agrees with the kernel's switch record, $what | $(med acc_$us) % | supervisor CPU $(med cpu_$us) % |"
 done
 echo
 echo "rounds=$rounds calls=$N pingpong=$P spawns=$S; raw values:"

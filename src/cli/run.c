@@ -65,6 +65,8 @@ static struct run_opt run_opts[] = {
 	  "LIST: notified system calls, e.g. default,+read,-poll", NULL },
 	{ "sample-us", "SCHEDCTL_SAMPLE_US", NULL, NULL,
 	  "N: /proc sampling floor in microseconds (>= 50; default 2000)", NULL },
+	{ "supervisor-cpus", "SCHEDCTL_SUPERVISOR_CPUS", NULL, NULL,
+	  "LIST: CPUs the supervisor may run on, e.g. 1 or 0,2-3", NULL },
 	{ "profile", "SCHEDCTL_PROFILE", run_flag, NULL,
 	  "profile lock spin and park behaviour", NULL },
 	{ "profile-out", "SCHEDCTL_PROFILE_OUT", NULL, NULL,
@@ -114,6 +116,11 @@ static int run_check_value(const struct run_opt *o, const char *v,
 	    cli_parse_count(v, 1000000) < 50)
 		return cli_usage_error("%s: --sample-us needs a number of "
 		                       "microseconds from 50 to 1000000", from);
+	cpu_set_t cpus;
+	if (strcmp(o->ro_env, "SCHEDCTL_SUPERVISOR_CPUS") == 0 &&
+	    sv_parse_cpus(v, &cpus) < 0)
+		return cli_usage_error("%s: --supervisor-cpus needs a CPU list "
+		                       "such as 1 or 0,2-3", from);
 	if (o->ro_env == (const char *)SC_ENV_NOTIFY) {
 		struct sv_notify_set set;
 		char err[128];

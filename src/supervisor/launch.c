@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,33 @@ static void launch_close_others(const int *keep, int nkeep)
 	closedir(d);
 }
 
+int sv_parse_cpus(const char *s, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	if (!s || !*s)
+		return -1;
+	while (*s) {
+		char *end;
+		long a = strtol(s, &end, 10), b = a;
+		if (end == s || a < 0 || a >= CPU_SETSIZE)
+			return -1;
+		if (*end == '-') {
+			s = end + 1;
+			b = strtol(s, &end, 10);
+			if (end == s || b < a || b >= CPU_SETSIZE)
+				return -1;
+		}
+		for (long c = a; c <= b; c++)
+			CPU_SET((int)c, set);
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -1;
+		s = end;
+	}
+	return 0;
+}
+
 /* In S: wait for "go", seize P, report, become the supervisor. */
 static void launch_supervisor(pid_t p, int lfd, int a_w, int b_r)
 {
@@ -92,6 +120,11 @@ static void launch_supervisor(pid_t p, int lfd, int a_w, int b_r)
 	for (size_t i = 0; i < sizeof ign / sizeof ign[0]; i++)
 		signal(ign[i], SIG_IGN);
 	(void)prctl(PR_SET_NAME, "schedctl-sup", 0, 0, 0);
+	/* SCHEDCTL_SUPERVISOR_CPUS: keep the sampler off the program's CPUs,
+	 * where taking a sample displaces the thread it is about to read. */
+	cpu_set_t cpus;
+	if (sv_parse_cpus(getenv("SCHEDCTL_SUPERVISOR_CPUS"), &cpus) == 0)
+		(void)sched_setaffinity(0, sizeof cpus, &cpus);
 	int keep[] = { lfd, a_w, b_r };
 	launch_close_others(keep, 3);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -30,6 +30,7 @@
 #define SC_SUPERVISOR_SV_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +76,8 @@ SC_HIDDEN long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3,
  * => 0, or -1 with a one-line reason in err (the caller runs the program
  *    unsupervised). */
 SC_HIDDEN int sv_launch(char *err, size_t errlen);
+/* "0,2-3" -> set.  => 0, or -1 if malformed. */
+SC_HIDDEN int sv_parse_cpus(const char *s, cpu_set_t *set);
 
 /* ---- the supervisor process ---- */
 

@@ -78,6 +78,7 @@ Test(run, usage_errors_are_2, .timeout = 60)
 		{ (char *)su_schedctl(), "run", "--notify=nosuchcall", "true", NULL },
 		{ (char *)su_schedctl(), "run", "-x", "true", NULL },
 		{ (char *)su_schedctl(), "run", "--sample-us=10", "true", NULL },
+		{ (char *)su_schedctl(), "run", "--supervisor-cpus=1-", "true", NULL },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		run_argv(cases[i]);
