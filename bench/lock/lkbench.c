@@ -429,6 +429,9 @@ int lkb_main(int argc, char **argv)
 		free(med);
 		return 1;
 	}
+	/* Start-up first: it reads SCHEDCTL_POLICY, which must not override
+	 * the variant each run sets. */
+	sc_lock_preload_init();
 	lkb_calibrate();
 	lkb_glibc_slots = o.o_glibc_slots;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
