@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -15,6 +16,8 @@
 
 #include <schedctl.h>
 #include "cli/cli.h"
+
+#define DEMO_WORKLOAD "schedctl-demo-locks"
 
 enum { D_SPIN, D_READ, D_COND, D_NAP, D_HOG_A, D_HOG_B, D_N };
 
@@ -155,8 +158,12 @@ static void demo_summary(struct demo *d, int samples)
 
 static void demo_usage(FILE *f)
 {
-	fprintf(f, "usage: schedctl demo [--samples N] [--interval MS] [--quiet]\n"
-	           "Starts six threads (busy, blocked in read, in a condvar wait,\n"
+	fprintf(f, "usage: schedctl demo [locks] [--ms N]\n"
+	           "       schedctl demo states [--samples N] [--interval MS] [--show N]\n"
+	           "locks (the default): runs a built-in contended-lock workload under\n"
+	           "`schedctl run --profile` and shows its spin-versus-park report.\n"
+	           "  --ms N         how long the workload runs (default 800; 1..600000)\n"
+	           "states: starts six threads (busy, blocked in read, in a condvar wait,\n"
 	           "sleeping on and off, two sharing CPU 0) and prints their\n"
 	           "states as a seventh thread sees them, then a summary.\n"
 	           "  --samples N    samples to take (default 2000; 1..1000000)\n"
@@ -175,7 +182,72 @@ static void demo_stop(struct demo *d)
 		pthread_join(d->dm_thr[r], NULL);
 }
 
+/* The workload program: next to this executable (build tree), else in
+ * the install's libexecdir. */
+static int demo_find_workload(char *out, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			int w = snprintf(out, len, "%s/%s", exe, DEMO_WORKLOAD);
+			if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(out, len, "%s/%s", SCHEDCTL_LIBEXECDIR, DEMO_WORKLOAD);
+	return access(out, X_OK) == 0 ? 0 : -1;
+}
+
+static int demo_locks_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ms", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	long ms = 800;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': ms = cli_parse_count(optarg, 600000);
+		          if (ms < 1) return cli_usage_error("bad --ms '%s'", optarg);
+		          break;
+		case 'h': demo_usage(stdout); return CLI_EXIT_OK;
+		default: return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("demo locks takes no arguments");
+	char prog[PATH_MAX], msarg[24];
+	if (demo_find_workload(prog, sizeof prog) < 0) {
+		fprintf(stderr, "schedctl: cannot find %s\n", DEMO_WORKLOAD);
+		return CLI_EXIT_FAIL;
+	}
+	snprintf(msarg, sizeof msarg, "%ld", ms);
+	printf("schedctl run --profile -- %s %s\n", DEMO_WORKLOAD, msarg);
+	fflush(stdout);
+	char *const av[] = { "schedctl", "run", "--profile", "--", prog, msarg, NULL };
+	execv("/proc/self/exe", av);
+	fprintf(stderr, "schedctl: cannot re-run itself: %s\n", strerror(errno));
+	return CLI_EXIT_FAIL;
+}
+
+static int demo_states_main(int argc, char **argv);
+
 int cli_demo_main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "states"))
+		return demo_states_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "locks"))
+		return demo_locks_main(argc - 1, argv + 1);
+	return demo_locks_main(argc, argv);
+}
+
+static int demo_states_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "samples", required_argument, NULL, 's' },
@@ -202,7 +274,7 @@ int cli_demo_main(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		return cli_usage_error("demo takes no arguments");
+		return cli_usage_error("demo states takes no arguments");
 
 	static struct demo d;
 	struct demo_arg args[D_N];

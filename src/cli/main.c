@@ -11,7 +11,7 @@
 #include "sc/sc.h"
 
 static const struct cli_cmd cli_cmds[] = {
-	{ "demo", "start a few threads and show their live schedctl states",
+	{ "demo", "profile a built-in lock workload, or show live thread states",
 	  cli_demo_main },
 	{ "bench", "lock throughput: glibc mutexes vs the owner/spin/park policies", cli_bench_main },
 	{ "run", "run a program with schedctl for every thread, supervised", cli_run_main },

@@ -24,11 +24,24 @@ expect 0 "$sc" --help;                 has 'usage: schedctl'
 expect 0 "$sc" --version;              has 'schedctl 0.'
 expect 2 "$sc"
 expect 2 "$sc" frobnicate;             has "unknown command 'frobnicate'"
-expect 2 "$sc" demo --samples -3;      has "bad --samples"
-expect 2 "$sc" demo --samples 99999999999
-expect 2 "$sc" demo now;               has "takes no arguments"
+expect 2 "$sc" demo states --samples -3;   has "bad --samples"
+expect 2 "$sc" demo states --samples 99999999999
+expect 2 "$sc" demo states now;            has "takes no arguments"
 expect 2 "$sc" demo --frob
-expect 0 "$sc" demo --samples 200 --show 1
+expect 2 "$sc" demo --ms 0;                has "bad --ms"
+expect 2 "$sc" demo locks extra;           has "takes no arguments"
+
+# The main job: the built-in lock workload under `schedctl run --profile`.
+expect 0 "$sc" demo --ms 300
+for what in 'schedctl lock profile' 'cache_lock' 'log_lock' 'io_lock' \
+            'no lost updates' 'demo_locks.c:'; do
+	has "$what"
+done
+# io_lock's owner sleeps while holding it: waiters must see it asleep.
+awk '/^lock [0-9]+: io_lock/ { f = 1 } f && /owner on arrival/ { print; exit }' "$out" |
+	grep -qE 'SLEEP [1-9]' || { echo "FAIL: io_lock waiters never saw the owner asleep"; fail=1; }
+
+expect 0 "$sc" demo states --samples 200 --show 1
 for what in 'state source:' 'sample 1' 'share of 200 samples' 'blocked in read'; do
 	has "$what"
 done
