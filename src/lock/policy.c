@@ -52,8 +52,11 @@ static unsigned lk_backoff = LK_BACKOFF_MAX;           /* relaxed */
 
 static const char *const lk_names[] = { "owner", "spin", "park", "glibc" };
 
+/* An explicit choice (a test, the benchmark) wins over SCHEDCTL_POLICY:
+ * start-up, which reads it, runs first. */
 void lk_set_policy(int policy)
 {
+	sc_lock_preload_init();
 	if (policy >= LK_OWNER && policy <= LK_GLIBC)
 		__atomic_store_n(&lk_pol, policy, __ATOMIC_RELAXED);
 }
@@ -176,7 +179,7 @@ static void lk_read_env(void)
 			sc_notice("SCHEDCTL_POLICY is not owner|spin|park|glibc; "
 			          "using owner");
 		else
-			lk_set_policy(pol);
+			__atomic_store_n(&lk_pol, pol, __ATOMIC_RELAXED);
 	}
 	const char *s = getenv("SCHEDCTL_SPIN_US");
 	if (s && *s) {
