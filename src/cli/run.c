@@ -55,6 +55,8 @@ static const char *const run_sources[] = { "auto", "perf", "supervisor", NULL };
 static const char *const run_policies[] = { "owner", "spin", "park", "glibc",
                                             NULL };
 static const char *const run_flag[] = { NULL };
+static const char *const run_sorts[] = { "contended", "wait", "spin", "hold",
+                                         NULL };
 
 static struct run_opt run_opts[] = {
 	{ "state-source", "SCHEDCTL_STATE_SOURCE", run_sources, NULL,
@@ -64,7 +66,7 @@ static struct run_opt run_opts[] = {
 	{ "notify", SC_ENV_NOTIFY, NULL, NULL,
 	  "LIST: notified system calls, e.g. default,+read,-poll", NULL },
 	{ "sample-us", "SCHEDCTL_SAMPLE_US", NULL, NULL,
-	  "N: /proc sampling floor in microseconds (>= 50; default 2000)", NULL },
+	  "N: /proc sampling floor in microseconds (>= 50; default 2000, 1000 while a thread waits for a CPU)", NULL },
 	{ "supervisor-cpus", "SCHEDCTL_SUPERVISOR_CPUS", NULL, NULL,
 	  "LIST: CPUs the supervisor may run on, e.g. 1 or 0,2-3", NULL },
 	{ "profile", "SCHEDCTL_PROFILE", run_flag, NULL,
@@ -73,6 +75,12 @@ static struct run_opt run_opts[] = {
 	  "FILE: write the profile report to FILE", NULL },
 	{ "profile-json", "SCHEDCTL_PROFILE_JSON", NULL, NULL,
 	  "FILE: write the profile as JSON to FILE", NULL },
+	{ "sort", "SCHEDCTL_PROFILE_SORT", run_sorts, NULL,
+	  "contended|wait|spin|hold: profile report order", NULL },
+	{ "top", "SCHEDCTL_PROFILE_TOP", NULL, NULL,
+	  "N: locks shown in the profile report (default 10)", NULL },
+	{ "profile-signal", "SCHEDCTL_PROFILE_SIGNAL", NULL, NULL,
+	  "USR2|USR1|N|0: signal for a live profile dump (0: none)", NULL },
 	{ "trace", "SCHEDCTL_TRACE", NULL, NULL,
 	  "FILE: write a lock event trace to FILE", NULL },
 	{ "verbose", "SCHEDCTL_VERBOSE", run_flag, NULL,
@@ -86,13 +94,17 @@ static void run_help(FILE *f)
 	           "Run PROGRAM with schedctl for every thread, supervised.\n\n"
 	           "options (each also from its environment variable):\n");
 	for (size_t i = 0; i < RUN_NOPTS; i++) {
-		char left[48];
-		snprintf(left, sizeof left, "--%s%s", run_opts[i].ro_name,
-		         run_opts[i].ro_choices == run_flag ? "" : "=VALUE");
-		fprintf(f, "  %-22s %s [%s]\n", left, run_opts[i].ro_help,
+		/* Help text "META: what it does" shows as --name=META. */
+		const char *h = run_opts[i].ro_help, *colon = strchr(h, ':');
+		int ml = colon && run_opts[i].ro_choices != run_flag ?
+		         (int)(colon - h) : 0;
+		char left[64];
+		snprintf(left, sizeof left, "--%s%s%.*s", run_opts[i].ro_name,
+		         ml ? "=" : "", ml, h);
+		fprintf(f, "  %-32s %s [%s]\n", left, ml ? colon + 2 : h,
 		        run_opts[i].ro_env);
 	}
-	fprintf(f, "  %-22s this help\n\n"
+	fprintf(f, "  %-32s this help\n\n"
 	           "exit status: PROGRAM's own (a shell shows 128+N for signal N);\n"
 	           "127 not found, 126 not executable, 2 usage error, 1 preload "
 	           "library missing\n", "-h, --help");
@@ -112,6 +124,9 @@ static int run_check_value(const struct run_opt *o, const char *v,
 	}
 	if (!*v)
 		return cli_usage_error("%s: --%s needs a value", from, o->ro_name);
+	if (strcmp(o->ro_env, "SCHEDCTL_PROFILE_TOP") == 0 &&
+	    cli_parse_count(v, 1000000) < 0)
+		return cli_usage_error("%s: --top needs a count", from);
 	if (strcmp(o->ro_env, "SCHEDCTL_SAMPLE_US") == 0 &&
 	    cli_parse_count(v, 1000000) < 50)
 		return cli_usage_error("%s: --sample-us needs a number of "

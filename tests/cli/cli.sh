@@ -41,6 +41,13 @@ done
 awk '/^lock [0-9]+: io_lock/ { f = 1 } f && /owner on arrival/ { print; exit }' "$out" |
 	grep -qE 'SLEEP [1-9]' || { echo "FAIL: io_lock waiters never saw the owner asleep"; fail=1; }
 
+# Report order and size from schedctl run's own options.
+expect 2 "$sc" run --sort=bogus -- true;    has "invalid value 'bogus' for --sort"
+expect 2 "$sc" run --top=x -- true;         has "--top needs a count"
+expect 0 "$sc" run --profile --sort=hold --top=1 -- "$(dirname "$sc")/schedctl-demo-locks" 200
+has 'sorted by hold'
+has '2 more locks not shown'
+
 expect 0 "$sc" demo states --samples 200 --show 1
 for what in 'state source:' 'sample 1' 'share of 200 samples' 'blocked in read'; do
 	has "$what"
