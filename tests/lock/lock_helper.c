@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 static const char *scenario;
 
 #define CHECK(c, ...) do { if (!(c)) { \
@@ -27,33 +29,6 @@ static const char *scenario;
 	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } } while (0)
 #define EQ(a, b) do { long _a = (long)(a), _b = (long)(b); \
 	CHECK(_a == _b, "%ld != %ld", _a, _b); } while (0)
-
-static struct timespec after_ms(clockid_t clock, long ms)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_nsec -= 1000000000L;
-		ts.tv_sec++;
-	}
-	return ts;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts))
-		;
-}
 
 static void *in_thread(void *(*fn)(void *), void *arg)
 {
@@ -144,7 +119,7 @@ static int s_codes(void)
 	EQ(pthread_mutex_lock(&e), 0);
 	EQ(pthread_mutex_lock(&e), EDEADLK);
 	EQ(pthread_mutex_trylock(&e), EBUSY);
-	struct timespec ts = after_ms(CLOCK_REALTIME, 10);
+	struct timespec ts = lt_after_ms(CLOCK_REALTIME, 10);
 	EQ(pthread_mutex_timedlock(&e, &ts), EDEADLK);
 	EQ((intptr_t)in_thread(do_unlock, &e), EPERM);
 	EQ(pthread_mutex_unlock(&e), 0);
@@ -179,18 +154,18 @@ static int timed_steps_done;   /* the holder lets go only after them */
 
 static void *timed_worker(void *m)
 {
-	struct timespec ts = after_ms(CLOCK_REALTIME, 80);
-	long t0 = now_ms();
+	struct timespec ts = lt_after_ms(CLOCK_REALTIME, 80);
+	long t0 = lt_now_ms(CLOCK_MONOTONIC);
 	EQ(pthread_mutex_timedlock(m, &ts), ETIMEDOUT);
-	CHECK(now_ms() - t0 >= 75, "returned after %ld ms", now_ms() - t0);
-	ts = after_ms(CLOCK_MONOTONIC, 40);
+	CHECK(lt_now_ms(CLOCK_MONOTONIC) - t0 >= 75, "returned after %ld ms", lt_now_ms(CLOCK_MONOTONIC) - t0);
+	ts = lt_after_ms(CLOCK_MONOTONIC, 40);
 	EQ(pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts), ETIMEDOUT);
 	struct timespec past = { 0, 0 }, bad = { 0, -1 };
 	EQ(pthread_mutex_timedlock(m, &past), ETIMEDOUT);
 	EQ(pthread_mutex_timedlock(m, &bad), EINVAL);
 	EQ(pthread_mutex_clocklock(m, CLOCK_PROCESS_CPUTIME_ID, &ts), EINVAL);
 	__atomic_store_n(&timed_steps_done, 1, __ATOMIC_RELEASE);
-	ts = after_ms(CLOCK_MONOTONIC, 20000);
+	ts = lt_after_ms(CLOCK_MONOTONIC, 20000);
 	EQ(pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts), 0);
 	EQ(pthread_mutex_unlock(m), 0);
 	return NULL;
@@ -204,8 +179,8 @@ static int s_timed(void)
 	pthread_t t;
 	EQ(pthread_create(&t, NULL, timed_worker, &m), 0);
 	while (!__atomic_load_n(&timed_steps_done, __ATOMIC_ACQUIRE))
-		sleep_ms(1);
-	sleep_ms(20);   /* let it park in the last, long clocklock */
+		lt_sleep_ms(1);
+	lt_sleep_ms(20);   /* let it park in the last, long clocklock */
 	EQ(pthread_mutex_unlock(&m), 0);
 	pthread_join(t, NULL);
 	return 0;
@@ -303,7 +278,7 @@ static void *cons(void *arg)
 	for (int i = 0; i < QN; i++) {
 		pthread_mutex_lock(&q->m);
 		while (q->n == 0) {
-			struct timespec ts = after_ms(CLOCK_REALTIME, 1000);
+			struct timespec ts = lt_after_ms(CLOCK_REALTIME, 1000);
 			pthread_cond_timedwait(&q->ne, &q->m, &ts);
 		}
 		q->sum += q->buf[q->head];
@@ -352,9 +327,9 @@ static int s_cond(void)
 		pthread_mutex_unlock(&bm);
 		if (n == 6)
 			break;
-		sleep_ms(1);
+		lt_sleep_ms(1);
 	}
-	sleep_ms(20);
+	lt_sleep_ms(20);
 	pthread_mutex_lock(&bm);
 	EQ(bdone, 0);
 	bgo = 1;
@@ -373,17 +348,17 @@ static int s_cond(void)
 	EQ(pthread_cond_init(&cm, &ca), 0);
 	pthread_mutex_lock(&m);
 	int r;
-	long t0 = now_ms();
-	struct timespec ts = after_ms(CLOCK_REALTIME, 60);
+	long t0 = lt_now_ms(CLOCK_MONOTONIC);
+	struct timespec ts = lt_after_ms(CLOCK_REALTIME, 60);
 	while ((r = pthread_cond_timedwait(&c, &m, &ts)) == 0)
 		;
 	EQ(r, ETIMEDOUT);
-	CHECK(now_ms() - t0 >= 55, "after %ld ms", now_ms() - t0);
-	ts = after_ms(CLOCK_MONOTONIC, 40);
+	CHECK(lt_now_ms(CLOCK_MONOTONIC) - t0 >= 55, "after %ld ms", lt_now_ms(CLOCK_MONOTONIC) - t0);
+	ts = lt_after_ms(CLOCK_MONOTONIC, 40);
 	while ((r = pthread_cond_timedwait(&cm, &m, &ts)) == 0)
 		;
 	EQ(r, ETIMEDOUT);
-	ts = after_ms(CLOCK_MONOTONIC, 30);
+	ts = lt_after_ms(CLOCK_MONOTONIC, 30);
 	while ((r = pthread_cond_clockwait(&c, &m, CLOCK_MONOTONIC, &ts)) == 0)
 		;
 	EQ(r, ETIMEDOUT);
@@ -424,8 +399,8 @@ static int s_cancel(void)
 	pthread_t t;
 	pthread_create(&t, NULL, c_waiter, NULL);
 	while (!__atomic_load_n(&c_in, __ATOMIC_ACQUIRE))
-		sleep_ms(1);
-	sleep_ms(30);
+		lt_sleep_ms(1);
+	lt_sleep_ms(30);
 	EQ(pthread_cancel(t), 0);
 	void *r;
 	EQ(pthread_join(t, &r), 0);
@@ -448,7 +423,7 @@ static void *f_holder(void *arg)
 	pthread_mutex_lock(&f_held);
 	__atomic_store_n(&f_state, 1, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&f_state, __ATOMIC_ACQUIRE) != 2)
-		sleep_ms(1);
+		lt_sleep_ms(1);
 	pthread_mutex_unlock(&f_held);
 	return arg;
 }
@@ -456,7 +431,7 @@ static void *f_holder(void *arg)
 static int f_child(void)
 {
 	EQ(pthread_mutex_trylock(&f_held), EBUSY);
-	struct timespec ts = after_ms(CLOCK_REALTIME, 30);
+	struct timespec ts = lt_after_ms(CLOCK_REALTIME, 30);
 	EQ(pthread_mutex_timedlock(&f_held, &ts), ETIMEDOUT);
 	EQ(pthread_mutex_unlock(&f_mine), 0);
 	/* glibc: the child thread has a new tid, so it is not the owner */
@@ -475,7 +450,7 @@ static int s_fork(void)
 	pthread_t t;
 	pthread_create(&t, NULL, f_holder, NULL);
 	while (__atomic_load_n(&f_state, __ATOMIC_ACQUIRE) != 1)
-		sleep_ms(1);
+		lt_sleep_ms(1);
 	EQ(pthread_mutex_lock(&f_mine), 0);
 	EQ(pthread_mutex_lock(&f_err), 0);
 	pid_t pid = fork();
