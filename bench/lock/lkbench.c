@@ -46,6 +46,7 @@ struct lkb_shared {
 	long s_counter;
 	char s_pad[64];
 	int s_go, s_stop;            /* acquire/release flags */
+	int s_ready;                 /* workers set up and waiting for s_go */
 	int s_variant;
 	bool s_slots;                /* glibc variants: set up schedctl too */
 	unsigned s_cs_iters;
@@ -107,8 +108,10 @@ static void *lkb_work(void *arg)
 	struct lkb_shared *sh = w->w_sh;
 	unsigned iters = sh->s_cs_iters;
 	long ops = 0;
-	if (sh->s_slots)
+	/* Set-up (a slot, a kernel ring) before the clock starts. */
+	if (sh->s_slots || sh->s_variant > V_ADAPTIVE)
 		(void)sc_thread_setup();
+	__atomic_add_fetch(&sh->s_ready, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&sh->s_go, __ATOMIC_ACQUIRE))
 		sched_yield();
 	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED)) {
@@ -164,6 +167,8 @@ static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
 		if (pthread_create(&tw[nw], NULL, lkb_work, &w[nw]))
 			goto out;
 	}
+	while (__atomic_load_n(&sh.s_ready, __ATOMIC_ACQUIRE) < nw)
+		sched_yield();
 	double t0 = lkb_now();
 	__atomic_store_n(&sh.s_go, 1, __ATOMIC_RELEASE);
 	struct timespec d = { ms / 1000, (ms % 1000) * 1000000L };
