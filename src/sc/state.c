@@ -7,8 +7,9 @@
  *               the CPU it set up on).  SC_STOPPED stored by the
  *               supervisor overrides a switch-out.
  *   SUPERVISOR  sc_state/sc_cpu as the supervisor last wrote them.
- *   NONE        the caller's own slot is SC_ONPROC (it is running this
- *               code); any other thread's is unknown: -1, ENOTSUP.
+ *   NONE        unknown: -1, ENOTSUP.
+ * Whatever the source, the caller's own slot is SC_ONPROC on the CPU it
+ * runs on: it is running this code.
  *
  * The generation check (see abi.h) makes a read whose slot changed hands
  * retry, so a state never mixes two owners.
@@ -22,6 +23,15 @@ static int state_from_source(const struct sc_slot *s, int st, int *cpu)
 {
 	int src = __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED);
 	*cpu = __atomic_load_n(&s->ss_pub.sc_cpu, __ATOMIC_RELAXED);
+
+	/* The caller is running this code: that is an observation, and it
+	 * is fresher than anything a supervisor sampled a moment ago. */
+	if (s == sc_thread_slot()) {
+		int c = sched_getcpu();
+		if (c >= 0)
+			*cpu = c;
+		return SC_ONPROC;
+	}
 
 	if (src == SCHEDCTL_SOURCE_PERF) {
 		int pst, pcpu;
@@ -39,12 +49,6 @@ static int state_from_source(const struct sc_slot *s, int st, int *cpu)
 	}
 	if (src == SCHEDCTL_SOURCE_SUPERVISOR)
 		return st;
-	if (s == sc_thread_slot()) {
-		int c = sched_getcpu();
-		if (c >= 0)
-			*cpu = c;
-		return SC_ONPROC;
-	}
 	errno = ENOTSUP;
 	return -1;
 }

@@ -195,11 +195,22 @@ Test(state, supervised_slots_report_what_the_supervisor_wrote)
 	sc_set_supervised(true);
 	sc_shared_t *me = schedctl_self();
 	cr_assert_eq(schedctl_source(me), SCHEDCTL_SOURCE_SUPERVISOR);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	struct watched w = { .w_fd = fds[0] };
+	pthread_create(&w.w_thr, NULL, reader_main, &w);
+	cr_assert(tu_wait_flag(&w.w_ready));
+	cr_assert_eq(schedctl_source(w.w_sc), SCHEDCTL_SOURCE_SUPERVISOR);
 	/* Stand in for the supervisor process. */
-	__atomic_store_n(&me->sc_state, SC_STOPPED, __ATOMIC_RELAXED);
-	__atomic_store_n(&me->sc_cpu, 1, __ATOMIC_RELAXED);
-	cr_assert_eq(schedctl_state(me), SC_STOPPED);
-	cr_assert_eq(schedctl_cpu(me), 1);
+	__atomic_store_n(&w.w_sc->sc_state, SC_STOPPED, __ATOMIC_RELAXED);
+	__atomic_store_n(&w.w_sc->sc_cpu, 1, __ATOMIC_RELAXED);
+	cr_assert_eq(schedctl_state(w.w_sc), SC_STOPPED);
+	cr_assert_eq(schedctl_cpu(w.w_sc), 1);
+	/* A thread reading its own slot is running, whatever was sampled. */
+	__atomic_store_n(&me->sc_state, SC_SLEEP, __ATOMIC_RELAXED);
+	cr_assert_eq(schedctl_state(me), SC_ONPROC);
+	cr_assert_eq(write(fds[1], "x", 1), 1);
+	pthread_join(w.w_thr, NULL);
 }
 
 /* Kernel refuses perf_event_open (as at perf_event_paranoid >= 3): the
