@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,10 +64,10 @@ struct uvm_stats {
 	uint64_t us_fault_1a;    /* write to an anon only this region holds:
 	                            made writable in place */
 	uint64_t us_fault_1b;    /* write to a shared anon: copied (COW) */
-	uint64_t us_fault_2a;    /* lower-layer (object) page mapped: always
-	                            0 until the object layer exists */
-	uint64_t us_fault_2b;    /* lower-layer page promoted to an anon:
-	                            always 0 until the object layer exists */
+	uint64_t us_fault_2a;    /* object page mapped (read), or written in
+	                            place in a UVM_MAP_SHARED region */
+	uint64_t us_fault_2b;    /* object page promoted to an anon (first
+	                            write to a UVM_MAP_PRIVATE page) */
 	uint64_t us_fault_zero;  /* first touch: zero-filled anon */
 	uint64_t us_fault_around;/* extra pages served by fault-around (zero
 	                            fill, or COW ahead under SEQUENTIAL) */
@@ -113,6 +114,82 @@ UVM_API int uvm_wire(struct uvm_region *r, size_t off, size_t len);
 
 /* Fill *st with r's counters.  0, or -1 (EINVAL). */
 UVM_API int uvm_stats(const struct uvm_region *r, struct uvm_stats *st);
+
+
+/* ---- the object layer ---------------------------------------------- */
+
+/* Flags of uvm_map_file() / uvm_map_object(): exactly one of these. */
+#define UVM_MAP_PRIVATE  1   /* writes stay in the region (copy on write);
+                                the store never changes */
+#define UVM_MAP_SHARED   2   /* writes reach the store at uvm_flush() and
+                                when the last region of the object goes */
+
+/* A backing store (UVM's pager operations).  Offsets and lengths are
+ * multiples of the page size.  Both callbacks run with the pager's lock
+ * held, possibly on the pager thread: they must not touch managed memory,
+ * call uvm_* functions, or block on anything a faulting thread may hold
+ * (no malloc or stdio).  They return 0 or a negative errno; a failed get
+ * makes the faulting thread take SIGBUS. */
+struct uvm_pagerops {
+	/* fill buf with len bytes of the store at off (zeros past its end) */
+	int (*pgo_get)(void *cookie, uint64_t off, void *buf, size_t len);
+	/* write len bytes of buf at off; NULL: the store is read-only
+	 * (UVM_MAP_SHARED is then refused) */
+	int (*pgo_put)(void *cookie, uint64_t off, const void *buf, size_t len);
+	/* the last region of the object is gone (after the final put);
+	 * may be NULL */
+	void (*pgo_release)(void *cookie);
+};
+
+/* A region of len bytes backed by the store: page i is the store's bytes
+ * [i*4096, (i+1)*4096), read on first touch (fault-around after
+ * uvm_advise).  flags: UVM_MAP_PRIVATE or UVM_MAP_SHARED.  If the call
+ * fails, pgo_release is not called.  NULL with errno (EINVAL, ENOMEM,
+ * ENOSYS, EPERM). */
+UVM_API struct uvm_region *uvm_map_object(const struct uvm_pagerops *ops,
+                                          void *cookie, size_t len,
+                                          int prot, int flags);
+
+/* A region of len bytes showing the file fd from offset off (page
+ * aligned).  The pager keeps its own duplicate of fd.  Pages (or the
+ * part of a page) past the end of the file read as zeros and, in a
+ * shared region, writes to them are dropped: the file never grows (at
+ * a flush the file's size then is the limit).  NULL with errno (EINVAL,
+ * EBADF, ENOMEM, ...). */
+UVM_API struct uvm_region *uvm_map_file(int fd, off_t off, size_t len,
+                                        int prot, int flags);
+
+/* Write the pages written since the last flush of r's object back to
+ * its store.  0 for a private or anonymous region (nothing to write);
+ * -1 with errno EINVAL or the store's error (EIO...). */
+UVM_API int uvm_flush(struct uvm_region *r);
+
+/* ---- page loans ----------------------------------------------------- */
+
+struct uvm_loan;
+
+/* A read-only view of [off, off+len) of r at a new address: the same
+ * physical pages, no copy.  Writing through the view raises SIGSEGV.
+ * While the loan lives, a write by the owner gives the owner a copy of
+ * the page and the view keeps the loaned data.  Pages never touched
+ * loan as zero pages; pages the owner releases live on until the loan
+ * goes.  NULL with errno: EINVAL (bad range, released or poisoned page),
+ * ENOMEM. */
+UVM_API struct uvm_loan *uvm_loan_view(struct uvm_region *r, size_t off,
+                                       size_t len);
+UVM_API const void *uvm_loan_base(const struct uvm_loan *l);
+/* End the loan and unmap its view.  0, or -1 EINVAL (not a live loan:
+ * a second unloan of the same loan included). */
+UVM_API int uvm_unloan(struct uvm_loan *l);
+
+/* Make dst's [doff, doff+len) share src's pages [soff, soff+len)
+ * (anonymous or object pages) copy-on-write: both sides see the same
+ * data and a write by either copies the page.  dst must not be a
+ * UVM_MAP_SHARED region; the ranges must not overlap.  0, or -1 with
+ * errno EINVAL (bad range, released pages) or ENOMEM; on error nothing
+ * changed. */
+UVM_API int uvm_loan_into(struct uvm_region *dst, size_t doff,
+                          struct uvm_region *src, size_t soff, size_t len);
 
 #ifdef __cplusplus
 }

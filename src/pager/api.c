@@ -171,7 +171,13 @@ static int uvm_wire_fill(struct uvm_region *r, size_t first, size_t end)
 	for (size_t i = first; !e && i < end; i++) {
 		if (!PA_REAL(r->rg_map[i]))
 			continue;
-		if (!amap_lookup(r->rg_amap, i)) {
+		if (r->rg_obj && !amap_lookup(r->rg_amap, i)) {
+			if (!rg_objmapped(r, i)) {
+				int n = flt_objmap(r, i, i, end);
+				if (n < 0)
+					return n;
+			}
+		} else if (!amap_lookup(r->rg_amap, i)) {
 			int n = flt_zerofill(r, i, i, end);
 			if (n < 0)
 				return n;
@@ -237,4 +243,139 @@ int uvm_stats(const struct uvm_region *r, struct uvm_stats *st)
 	st->us_maps = r->rg_runs;
 	st->us_pool_pages = uvm_pager.up_pool.p_pages;
 	return uvm_unlock_ret(0);
+}
+
+/* ---- the object layer ---------------------------------------------- */
+
+static bool uvm_map_args_ok(size_t len, int prot, int flags)
+{
+	return len && len % PG_SIZE == 0 && len / PG_SIZE <= UVM_MAXPAGES &&
+	       !(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) &&
+	       (flags == UVM_MAP_PRIVATE || flags == UVM_MAP_SHARED);
+}
+
+/* A region of a new object.  => uvm_lock held, pager started.
+ *    The region, or NULL with errno (the object is not made then). */
+static struct uvm_region *uvm_map_obj_locked(const struct uvm_pagerops *ops,
+                                             void *cookie, size_t npages,
+                                             int prot, int flags)
+{
+	bool shared = flags == UVM_MAP_SHARED;
+	struct vm_object *o = obj_alloc(ops, cookie, npages, shared);
+	if (!o) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct uvm_region *r = rg_create(npages, prot);
+	if (!r) {
+		int e = errno;
+		o->uo_ops = &(const struct uvm_pagerops){ 0 };
+		o->uo_shared = false;
+		obj_unref(o);   /* empty: fetches nothing, releases nothing */
+		errno = e;
+		return NULL;
+	}
+	r->rg_obj = o;
+	r->rg_shared = shared;
+	return r;
+}
+
+struct uvm_region *uvm_map_object(const struct uvm_pagerops *ops,
+                                  void *cookie, size_t len, int prot,
+                                  int flags)
+{
+	if (!ops || !ops->pgo_get || !uvm_map_args_ok(len, prot, flags) ||
+	    (flags == UVM_MAP_SHARED && !ops->pgo_put)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	uvm_lock();
+	struct uvm_region *r = NULL;
+	int e = uvm_start();
+	if (!e) {
+		r = uvm_map_obj_locked(ops, cookie, len / PG_SIZE, prot, flags);
+		e = r ? 0 : -errno;
+	}
+	uvm_unlock_ret(e);
+	return r;
+}
+
+struct uvm_region *uvm_map_file(int fd, off_t off, size_t len, int prot,
+                                int flags)
+{
+	if (off < 0 || off % (off_t)PG_SIZE || !uvm_map_args_ok(len, prot, flags)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int acc = fcntl(fd, F_GETFL);
+	if (acc < 0)
+		return NULL;   /* EBADF */
+	acc &= O_ACCMODE;
+	if (acc == O_WRONLY || (flags == UVM_MAP_SHARED &&
+	                        (prot & PROT_WRITE) && acc != O_RDWR)) {
+		errno = EACCES;   /* as mmap() */
+		return NULL;
+	}
+	uvm_lock();
+	const struct uvm_pagerops *ops;
+	void *cookie;
+	struct uvm_region *r = NULL;
+	int e = uvm_start();
+	if (!e)
+		e = obj_file_ops(fd, off, &ops, &cookie);
+	if (!e) {
+		r = uvm_map_obj_locked(ops, cookie, len / PG_SIZE, prot, flags);
+		if (!r) {
+			e = -errno;
+			ops->pgo_release(cookie);
+		}
+	}
+	uvm_unlock_ret(e);
+	return r;
+}
+
+int uvm_flush(struct uvm_region *r)
+{
+	uvm_lock();
+	if (!rg_valid(r))
+		return uvm_unlock_ret(-EINVAL);
+	if (!r->rg_obj || !r->rg_shared)
+		return uvm_unlock_ret(0);
+	return uvm_unlock_ret(obj_flush(r->rg_obj));
+}
+
+/* ---- loans ------------------------------------------------------------ */
+
+struct uvm_loan *uvm_loan_view(struct uvm_region *r, size_t off, size_t len)
+{
+	uvm_lock();
+	struct uvm_loan *l = NULL;
+	int e = -EINVAL;
+	if (rg_valid(r) && uvm_range_ok(r, off, len)) {
+		l = loan_view(r, off >> PG_SHIFT, len >> PG_SHIFT);
+		e = l ? 0 : -errno;
+	}
+	uvm_unlock_ret(e);
+	return l;
+}
+
+int uvm_unloan(struct uvm_loan *l)
+{
+	uvm_lock();
+	if (!loan_valid(l))
+		return uvm_unlock_ret(-EINVAL);
+	return uvm_unlock_ret(loan_end(l));
+}
+
+int uvm_loan_into(struct uvm_region *dst, size_t doff,
+                  struct uvm_region *src, size_t soff, size_t len)
+{
+	uvm_lock();
+	if (!rg_valid(dst) || !rg_valid(src) ||
+	    !uvm_range_ok(dst, doff, len) || !uvm_range_ok(src, soff, len) ||
+	    dst->rg_shared ||
+	    (dst == src && doff < soff + len && soff < doff + len))
+		return uvm_unlock_ret(-EINVAL);
+	return uvm_unlock_ret(loan_into(dst, doff >> PG_SHIFT, src,
+	                                soff >> PG_SHIFT, len >> PG_SHIFT));
 }

@@ -19,8 +19,15 @@
  *            region's COW window and page i is remapped to it (under
  *            SEQUENTIAL, with the shared pages right after it, up to 16).
  *
- * Cases 2A and 2B (pages of a lower-layer object) cannot happen until
- * the object layer exists; their counters stay 0.
+ * Regions of an object (object.c) add UVM's lower-layer cases:
+ *   2A       MISSING on a page with no anon: the object's cached page
+ *            (fetched from the store if need be) is mapped there,
+ *            write-protected, with the neighbours the advice asks for.
+ *            In a shared region a write to it then marks it dirty and
+ *            unprotects it (written in place; if a loan holds the page,
+ *            the object moves to a copy first: obj_break).
+ *   2B       a write to a cached page in a private region: the page is
+ *            copied into a new anon at the COW window ("promoted").
  *
  * A region whose amap is shared ("needs copy") gets its own amap first
  * (UVM's amap_copy on fault).  Faults for addresses no region owns any
@@ -172,6 +179,120 @@ int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
 	return total;
 }
 
+/* The pages [*lo, *hi) a fault on page i may bring in, by advice. */
+static void flt_around(const struct uvm_region *r, size_t i, size_t *lo,
+                       size_t *hi)
+{
+	unsigned adv = (unsigned)r->rg_advice;
+	*lo = i > flt_advice[adv].back ? i - flt_advice[adv].back : 0;
+	*hi = i + flt_advice[adv].ahead + 1;
+	if (*hi > r->rg_npages)
+		*hi = r->rg_npages;
+}
+
+/* ---- lower layer: cases 2A and 2B ----------------------------------- */
+
+/* May page j show its object page (accessible, no anon, not yet)? */
+static bool flt_objable(const struct uvm_region *r, size_t j)
+{
+	return PA_REAL(r->rg_map[j]) && !amap_lookup(r->rg_amap, j) &&
+	       !rg_objmapped(r, j);
+}
+
+/* Map the object's pages at page i and at its eligible neighbours in
+ * [lo, hi), write-protected.  The mapping is made without PROT_WRITE
+ * until it is registered and protected: a thread touching it in between
+ * must not write the object's page.
+ * => uvm_lock held, amap private, page i eligible.  Pages mapped or
+ *    -errno (page i could not be fetched). */
+int flt_objmap(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+{
+	size_t a = i, b = i + 1;
+	int e = 0;
+	if (!obj_getpage(r->rg_obj, i, &e))
+		return e;
+	while (a > lo && flt_objable(r, a - 1) &&
+	       obj_getpage(r->rg_obj, a - 1, &e))
+		a--;
+	while (b < hi && flt_objable(r, b) && obj_getpage(r->rg_obj, b, &e))
+		b++;
+	for (size_t k = a; k < b; k++)
+		rg_setmap(r, k, r->rg_obj->uo_anon[k]->an_addr);
+	int prot = r->rg_prot;
+	r->rg_prot &= ~PROT_WRITE;
+	e = rg_remap(r, a, b - a);
+	r->rg_prot = prot;
+	uintptr_t va = flt_va(r, a);
+	size_t len = (b - a) << PG_SHIFT;
+	if (!e)
+		e = flt_wp(va, len, true);
+	if (!e && (prot & PROT_WRITE) && mprotect((void *)va, len, prot))
+		e = -errno;
+	if (e) {
+		if (rg_poison_pages(r, a, b - a))
+			rg_poison_pages(r, 0, r->rg_npages);
+		return e;
+	}
+	return (int)(b - a);
+}
+
+static int flt_obj_missing(struct uvm_region *r, size_t i)
+{
+	size_t lo, hi;
+	flt_around(r, i, &lo, &hi);
+	int n = flt_objmap(r, i, lo, hi);
+	if (n < 0)
+		return n;
+	r->rg_st.us_fault_2a++;
+	r->rg_st.us_fault_around += (uint64_t)n - 1;
+	flt_wake(flt_va(r, i), PG_SIZE);
+	return 0;
+}
+
+/* Case 2B: copy the cached page into a new anon at the COW window and
+ * map that.  => uvm_lock held, amap private, page i object-mapped. */
+static int flt_promote(struct uvm_region *r, size_t i)
+{
+	if (r->rg_cowwin == PA_NONE &&
+	    (r->rg_cowwin = pool_window(r->rg_npages)) == PA_NONE)
+		return -ENOMEM;
+	pool_addr_t to = r->rg_cowwin + i, was = r->rg_map[i];
+	int e = pool_copy(to, r->rg_obj->uo_anon[i]->an_addr);
+	struct vm_anon *an = e ? NULL : anon_alloc(to);
+	if (!an)
+		return e ? e : -ENOMEM;
+	e = rg_setpage(r, i, to);
+	if (e) {
+		anon_unref(an);
+		rg_setmap(r, i, was);
+		if (rg_poison_pages(r, i, 1))
+			rg_poison_pages(r, 0, r->rg_npages);
+		flt_wake(flt_va(r, i), PG_SIZE);
+		return 0;
+	}
+	amap_add(r->rg_amap, i, an);
+	r->rg_st.us_fault_2b++;
+	flt_wake(flt_va(r, i), PG_SIZE);
+	return 0;
+}
+
+/* A write to page i, which shows its object page.
+ * => uvm_lock held, amap private.  0 or -errno. */
+static int flt_obj_write(struct uvm_region *r, size_t i)
+{
+	if (!r->rg_shared)
+		return flt_promote(r, i);                 /* case 2B */
+	struct vm_object *o = r->rg_obj;
+	int e = o->uo_anon[i]->an_ref > 1 ? obj_break(o, i) : 0;
+	if (e)
+		return e;
+	o->uo_dirty[i] = 1;                               /* in place */
+	e = flt_wp(flt_va(r, i), PG_SIZE, false);
+	if (!e)
+		r->rg_st.us_fault_2a++;
+	return e;
+}
+
 static int flt_missing(struct uvm_region *r, size_t i)
 {
 	int e = rg_prepare_amap(r);
@@ -187,11 +308,14 @@ static int flt_missing(struct uvm_region *r, size_t i)
 		flt_wake(flt_va(r, i), PG_SIZE);
 		return 0;
 	}
-	unsigned adv = (unsigned)r->rg_advice;
-	size_t lo = i > flt_advice[adv].back ? i - flt_advice[adv].back : 0;
-	size_t hi = i + flt_advice[adv].ahead + 1;
-	if (hi > r->rg_npages)
-		hi = r->rg_npages;
+	if (rg_objmapped(r, i)) {       /* served already */
+		flt_wake(flt_va(r, i), PG_SIZE);
+		return 0;
+	}
+	if (r->rg_obj)
+		return flt_obj_missing(r, i);
+	size_t lo, hi;
+	flt_around(r, i, &lo, &hi);
 	int n = flt_zerofill(r, i, lo, hi);
 	if (n < 0)
 		return n;
@@ -282,6 +406,8 @@ static int flt_write(struct uvm_region *r, size_t i)
 	if (e)
 		return e;
 	struct vm_anon *an = amap_lookup(r->rg_amap, i);
+	if (!an && rg_objmapped(r, i))
+		return flt_obj_write(r, i);
 	if (!an)
 		return flt_missing(r, i);
 	if (anon_exclusive(an)) {                         /* case 1A */

@@ -8,6 +8,8 @@
  *   region.c  rg_*      a managed region: its address range, its amap
  *                       reference, and the kernel mappings backing it
  *   fault.c   flt_*     the pager thread and UVM's fault cases
+ *   loan.c    loan_*    page loans: read-only views, loans into regions
+ *   object.c  obj_*     the lower layer: pages of a backing store
  *   amap.c    amap_*    arrays of anon slots with per-page references
  *   anon.c    anon_*    reference-counted pages
  *   pool.c    pool_*    the memfd page pool and mmap-backed allocators
@@ -159,6 +161,38 @@ struct vm_amap *amap_copy(struct vm_amap *am, const pool_addr_t *map,
                           size_t n);
 bool amap_slot_shared(const struct vm_amap *am, size_t slot);
 
+/* ---- object.c ----------------------------------------------------- */
+
+struct vm_object {
+	uint32_t uo_ref;           /* regions referencing the object */
+	bool uo_shared;            /* some region writes it in place */
+	const struct uvm_pagerops *uo_ops;
+	void *uo_cookie;
+	size_t uo_npages;
+	pool_addr_t uo_win;        /* page k is cached at uo_win+k at first */
+	struct vm_anon **uo_anon;  /* per page: cached page, NULL if absent */
+	uint8_t *uo_dirty;         /* per page: written since the last flush */
+};
+
+struct vm_object *obj_alloc(const struct uvm_pagerops *ops, void *cookie,
+                            size_t npages, bool shared);
+void obj_ref(struct vm_object *o);
+void obj_unref(struct vm_object *o);
+struct vm_anon *obj_getpage(struct vm_object *o, size_t pg, int *err);
+int obj_flush(struct vm_object *o);
+int obj_break(struct vm_object *o, size_t pg);
+int obj_file_ops(int fd, off_t off, const struct uvm_pagerops **ops,
+                 void **cookie);
+
+/* ---- loan.c ------------------------------------------------------- */
+
+struct uvm_loan;
+struct uvm_loan *loan_view(struct uvm_region *r, size_t first, size_t n);
+int loan_end(struct uvm_loan *l);
+bool loan_valid(const struct uvm_loan *l);
+int loan_into(struct uvm_region *dst, size_t d, struct uvm_region *src,
+              size_t s, size_t n);
+
 /* ---- region.c ----------------------------------------------------- */
 
 struct uvm_region {
@@ -172,8 +206,18 @@ struct uvm_region {
 	uint8_t *rg_wired;         /* per page: mlocked */
 	pool_addr_t rg_cowwin;     /* window for COW copies, PA_NONE if none */
 	size_t rg_runs;            /* kernel mappings backing the region */
+	struct vm_object *rg_obj;  /* lower layer: page i is object page i;
+	                              NULL for an anonymous region */
+	bool rg_shared;            /* UVM_MAP_SHARED: writes go to rg_obj */
 	struct uvm_stats rg_st;
 };
+
+/* Is page i mapping its object's cached page (cases 2A)? */
+static inline bool rg_objmapped(const struct uvm_region *r, size_t i)
+{
+	const struct vm_object *o = r->rg_obj;
+	return o && o->uo_anon[i] && r->rg_map[i] == o->uo_anon[i]->an_addr;
+}
 
 struct uvm_pager {
 	pthread_mutex_t up_lock;
@@ -195,6 +239,8 @@ struct uvm_pager {
 	 * loaded with acquire, pairs with the test's store */
 	void (*up_test_window)(uintptr_t va, size_t len);
 	struct pool up_pool;
+	struct uvm_loan **up_loans;      /* live loans (loan.c) */
+	size_t up_nloans, up_caploans;
 	struct fork_lease up_leases[FORK_MAXLEASES];
 	int up_nleases;            /* atomic: stored with release under
 	                              uvm_lock, loaded with acquire by the
@@ -225,6 +271,7 @@ size_t rg_run_end(const struct uvm_region *r, size_t i);
 int flt_init(void);                      /* uffd + pager thread */
 int flt_start(void);
 int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
+int flt_objmap(struct uvm_region *r, size_t i, size_t lo, size_t hi);
 int flt_register(uintptr_t va, size_t len);
 int flt_wp(uintptr_t va, size_t len, bool wp);
 void flt_wake(uintptr_t va, size_t len);

@@ -20,7 +20,8 @@
  *      pager gave up on it (SIGBUS).  Otherwise the kernel maps pool page
  *      rg_map[i] at page i.
  *   2. If slot i holds an anon, rg_map[i] is that anon's page.
- *   3. If page i is accessible and slot i is empty, rg_map[i] is a pool
+ *   3. If page i is accessible, slot i is empty and the page does not
+ *      show its object's cached page (rg_objmapped), rg_map[i] is a pool
  *      page that no anon holds, that has no page in the pool, and that no
  *      other page of any region (in any process) maps.  So the zero-fill
  *      fault can create the anon right there, with no remapping.
@@ -387,6 +388,10 @@ struct uvm_region *rg_copy(struct uvm_region *src)
 	if (e)
 		goto fail;
 	c->rg_advice = src->rg_advice;
+	c->rg_obj = src->rg_obj;        /* object pages: shared by both, */
+	c->rg_shared = src->rg_shared;  /* as fork shares a file mapping */
+	if (c->rg_obj)
+		obj_ref(c->rg_obj);
 	if (src->rg_amap) {
 		amap_ref(src->rg_amap, c->rg_map, n);
 		c->rg_amap = src->rg_amap;
@@ -408,6 +413,8 @@ void rg_destroy(struct uvm_region *r)
 	uvm_pager.up_runs -= r->rg_runs;
 	if (r->rg_amap)
 		amap_unref(r->rg_amap, r->rg_map, r->rg_npages);
+	if (r->rg_obj)
+		obj_unref(r->rg_obj);
 	rg_free(r);
 }
 
@@ -530,6 +537,11 @@ int rg_collapse(struct uvm_region *r)
  * vm.max_map_count.  => uvm_lock held. */
 void rg_maybe_collapse(struct uvm_region *r)
 {
+	/* An object region's untouched pages must show the object, which a
+	 * collapse cannot keep (it adopts strays as zero pages): object
+	 * regions are not collapsed; docs/pager.md, "Limits". */
+	if (r->rg_obj)
+		return;
 	size_t limit = __atomic_load_n(&uvm_pager.up_runs_base,
 	                               __ATOMIC_RELAXED) + r->rg_npages / 16;
 	if (uvm_pager.up_runs > uvm_pager.up_maxruns)
