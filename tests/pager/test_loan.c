@@ -1,0 +1,360 @@
+/*
+ * Page loans: read-only views and loans into regions, every break path
+ * (owner write: 1B, 2B, shared object), zero pages, orphans, errors.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+#include "pager/pager.h"
+#include "util.h"
+
+#define RW (PROT_READ | PROT_WRITE)
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t k = 0; k < n; k++)
+		p[k] = (unsigned char)(k * 13 + seed);
+}
+
+static void expect(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k] != (unsigned char)(k * 13 + seed))
+			cr_assert_fail("byte %zu: %d, want %d", k, p[k],
+			               (unsigned char)(k * 13 + seed));
+}
+
+static void expect_zero(const unsigned char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k])
+			cr_assert_fail("byte %zu: %d, want 0", k, p[k]);
+}
+
+static struct uvm_stats stats(const struct uvm_region *r)
+{
+	struct uvm_stats st;
+	cr_assert_eq(uvm_stats(r, &st), 0);
+	return st;
+}
+
+Test(loan, view_shares_pages_and_is_read_only)
+{
+	struct uvm_region *r = uvm_map_anon(16 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 16 * PG, 1);
+	uint64_t before = pu_pool_pages(r);
+	struct uvm_loan *l = uvm_loan_view(r, 4 * PG, 8 * PG);
+	cr_assert_not_null(l);
+	const unsigned char *v = uvm_loan_base(l);
+	cr_assert_not_null(v);
+	expect(v, 8 * PG, 1 + 4 * PG * 13);
+	cr_assert_eq(pu_pool_pages(r), before, "a view copies nothing");
+	cr_assert_eq(pu_probe((volatile char *)v, 1), SIGSEGV);
+	cr_assert_eq(pu_probe((volatile char *)v + 7 * PG, 1), SIGSEGV);
+	/* the kernel reads the view: the loan's purpose */
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	struct iovec iov = { (void *)v, PG };
+	cr_assert_eq(writev(fds[1], &iov, 1), (ssize_t)PG);
+	unsigned char buf[PG];
+	cr_assert_eq(read(fds[0], buf, PG), (ssize_t)PG);
+	expect(buf, PG, 1 + 4 * PG * 13);
+	close(fds[0]);
+	close(fds[1]);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 16 * PG), 0);
+}
+
+Test(loan, owner_write_breaks_the_loan_for_that_page)
+{
+	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 4 * PG, 2);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
+	const unsigned char *v = uvm_loan_base(l);
+	struct uvm_stats s0 = stats(r);
+	uint64_t before = pu_pool_pages(r);
+	p[PG + 1] = 0xEE;                         /* case 1B: owner copies */
+	cr_assert_eq(p[PG + 1], 0xEE);
+	expect(v, 4 * PG, 2);                     /* the view keeps the data */
+	struct uvm_stats s1 = stats(r);
+	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b + 1);
+	cr_assert_eq(pu_pool_pages(r), before + 1, "one page copied");
+	p[PG + 2] = 0xEF;                         /* owner's own page now */
+	cr_assert_eq(stats(r).us_fault_1b, s1.us_fault_1b);
+	cr_assert_eq(uvm_unloan(l), 0);
+	/* unloaned: written in place again (1A), no copy */
+	uint64_t a1 = stats(r).us_fault_1a;
+	p[3 * PG] = 1;
+	cr_assert_eq(stats(r).us_fault_1a, a1 + 1);
+	cr_assert_eq(stats(r).us_fault_1b, s1.us_fault_1b);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+}
+
+Test(loan, never_touched_pages_loan_as_zero)
+{
+	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
+	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
+	unsigned char *p = uvm_base(r);
+	p[0] = 7;                                 /* page 0 only */
+	uint64_t before = pu_pool_pages(r);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 8 * PG);
+	cr_assert_not_null(l);
+	const unsigned char *v = uvm_loan_base(l);
+	cr_assert_eq(v[0], 7);
+	expect_zero(v + 1, 8 * PG - 1 - 0);
+	cr_assert_eq(pu_pool_pages(r), before, "zero pages allocate nothing");
+	memset(p + 5 * PG, 0x5A, PG);             /* owner fills a zero page */
+	expect_zero(v + 5 * PG, PG);
+	cr_assert_eq(p[5 * PG], 0x5A);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+}
+
+Test(loan, released_pages_live_until_the_last_unloan)
+{
+	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 8 * PG, 3);
+	struct uvm_loan *l1 = uvm_loan_view(r, 0, 8 * PG);
+	struct uvm_loan *l2 = uvm_loan_view(r, 2 * PG, 2 * PG);
+	cr_assert(l1 && l2);
+	uint64_t before = pu_pool_pages(r);
+	cr_assert_eq(uvm_unmap(r, 2 * PG, 4 * PG), 0);   /* orphans */
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);        /* all orphans */
+	const unsigned char *v1 = uvm_loan_base(l1), *v2 = uvm_loan_base(l2);
+	expect(v1, 8 * PG, 3);
+	expect(v2, 2 * PG, 3 + 2 * PG * 13);
+	struct uvm_region *probe = uvm_map_anon(PG, RW);
+	cr_assert_eq(pu_pool_pages(probe), before, "orphans still held");
+	cr_assert_eq(uvm_unloan(l1), 0);
+	expect(v2, 2 * PG, 3 + 2 * PG * 13);
+	cr_assert_eq(pu_pool_pages(probe), before - 6, "l2 holds 2");
+	cr_assert_eq(uvm_unloan(l2), 0);
+	cr_assert_eq(pu_pool_pages(probe), before - 8);
+	cr_assert_eq(uvm_unmap(probe, 0, PG), 0);
+}
+
+Test(loan, view_of_a_copy_and_copy_after_loan)
+{
+	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 4 * PG, 4);
+	struct uvm_region *c = uvm_copy(r);
+	struct uvm_loan *l = uvm_loan_view(c, 0, 4 * PG);
+	cr_assert_not_null(l);
+	p[0] = 0;                  /* source writes: view and copy unchanged */
+	unsigned char *q = uvm_base(c);
+	q[PG] = 0;                 /* copy writes: view unchanged */
+	expect(uvm_loan_base(l), 4 * PG, 4);
+	struct uvm_region *c2 = uvm_copy(c);
+	unsigned char *q2 = uvm_base(c2);
+	q2[2 * PG] = 1;
+	expect(uvm_loan_base(l), 4 * PG, 4);
+	cr_assert_eq(q[2 * PG], (unsigned char)(2 * PG * 13 + 4));
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(c2, 0, 4 * PG), 0);
+	cr_assert_eq(uvm_unmap(c, 0, 4 * PG), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+}
+
+static int tmpfile_filled(size_t n, unsigned seed)
+{
+	char path[] = "/tmp/pager-loan-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	unsigned char *buf = malloc(n);
+	fill(buf, n, seed);
+	cr_assert_eq(pwrite(fd, buf, n, 0), (ssize_t)n);
+	free(buf);
+	return fd;
+}
+
+Test(loan, view_of_a_private_file_region)
+{
+	int fd = tmpfile_filled(4 * PG, 5);
+	struct uvm_region *r = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_PRIVATE);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);  /* untouched */
+	cr_assert_not_null(l);
+	const unsigned char *v = uvm_loan_base(l);
+	expect(v, 4 * PG, 5);
+	unsigned char *p = uvm_base(r);
+	p[0] = 0xFF;                               /* case 2B breaks it */
+	cr_assert_eq(stats(r).us_fault_2b, 1);
+	expect(v, 4 * PG, 5);
+	cr_assert_eq(p[0], 0xFF);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);  /* object pages orphaned */
+	expect(v, 4 * PG, 5);
+	cr_assert_eq(uvm_unloan(l), 0);
+	close(fd);
+}
+
+Test(loan, view_of_a_shared_file_region)
+{
+	int fd = tmpfile_filled(4 * PG, 6);
+	struct uvm_region *r = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_SHARED);
+	struct uvm_region *r2 = uvm_copy(r);        /* a second shared view */
+	unsigned char *p = uvm_base(r), *p2 = uvm_base(r2);
+	p2[3 * PG] = 0x10;                          /* dirty and writable */
+	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
+	cr_assert_not_null(l);
+	const unsigned char *v = uvm_loan_base(l);
+	cr_assert_eq(v[3 * PG], 0x10);
+	p[1] = 0x20;                                /* breaks page 0 */
+	p2[3 * PG + 1] = 0x30;                      /* breaks page 3 */
+	cr_assert_eq(v[1], (unsigned char)(13 + 6));
+	cr_assert_eq(v[3 * PG + 1], (unsigned char)((3 * PG + 1) * 13 + 6));
+	cr_assert_eq(p2[1], 0x20, "both regions see the object's new page");
+	cr_assert_eq(p[3 * PG + 1], 0x30);
+	cr_assert_eq(uvm_flush(r), 0);
+	unsigned char b[2];
+	cr_assert_eq(pread(fd, &b[0], 1, 1), 1);
+	cr_assert_eq(pread(fd, &b[1], 1, 3 * PG + 1), 1);
+	cr_assert(b[0] == 0x20 && b[1] == 0x30);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r2, 0, 4 * PG), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+	close(fd);
+}
+
+Test(loan, unloan_twice_and_bad_views)
+{
+	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 8 * PG, 7);
+	struct uvm_loan *l = uvm_loan_view(r, 0, PG);
+	cr_assert_eq(uvm_unloan(l), 0);
+	errno = 0;
+	cr_assert_eq(uvm_unloan(l), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(uvm_loan_base(l));
+	cr_assert_eq(uvm_unloan(NULL), -1);
+	char junk[64] = { 0 };
+	cr_assert_eq(uvm_unloan((struct uvm_loan *)junk), -1);
+
+	struct uvm_stats s0 = stats(r);
+	uint64_t pages = pu_pool_pages(r);
+	cr_assert_eq(uvm_unmap(r, 6 * PG, PG), 0);
+	errno = 0;
+	cr_assert_null(uvm_loan_view(r, 4 * PG, 4 * PG), "released page");
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(uvm_loan_view(r, 8 * PG, PG), "out of range");
+	cr_assert_null(uvm_loan_view(r, 4 * PG, 5 * PG));
+	cr_assert_null(uvm_loan_view(r, 1, PG));
+	cr_assert_null(uvm_loan_view(r, 0, 0));
+	cr_assert_null(uvm_loan_view(NULL, 0, PG));
+	/* nothing changed: the pages are still written in place */
+	p[4 * PG] = 1;
+	struct uvm_stats s1 = stats(r);
+	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b);
+	cr_assert_eq(pu_pool_pages(r), pages - 1);
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+}
+
+Test(loan, into_anon_to_anon)
+{
+	struct uvm_region *s = uvm_map_anon(8 * PG, RW);
+	struct uvm_region *d = uvm_map_anon(8 * PG, RW);
+	cr_assert_eq(uvm_advise(s, UVM_ADV_RANDOM), 0);
+	unsigned char *ps = uvm_base(s), *pd = uvm_base(d);
+	fill(ps, 4 * PG, 8);                        /* pages 4..7 untouched */
+	memset(pd, 0x77, 8 * PG);
+	uint64_t before = pu_pool_pages(s);
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 8 * PG), 0);
+	expect(pd, 4 * PG, 8);
+	expect_zero(pd + 4 * PG, 4 * PG);           /* zero pages loaned */
+	/* d's 8 old pages were freed; 4 zero pages were made for it */
+	cr_assert_eq(pu_pool_pages(s), before - 8 + 4);
+	pd[0] = 1;                                  /* COW on dst */
+	ps[PG] = 2;                                 /* COW on src */
+	cr_assert_eq(ps[0], 8);
+	cr_assert_eq(pd[PG], (unsigned char)(PG * 13 + 8));
+	cr_assert_eq(stats(d).us_fault_1b, 1);
+	cr_assert_eq(stats(s).us_fault_1b, 1);
+	ps[4 * PG] = 3;                             /* src's zero page */
+	cr_assert_eq(pd[4 * PG], 0);
+	cr_assert_eq(uvm_unmap(s, 0, 8 * PG), 0);   /* orphans for d */
+	expect(pd + 2 * PG, 2 * PG, 8 + 2 * PG * 13);
+	cr_assert_eq(uvm_unmap(d, 0, 8 * PG), 0);
+}
+
+Test(loan, into_object_to_anon)
+{
+	int fd = tmpfile_filled(4 * PG, 9);
+	struct uvm_region *s = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_PRIVATE);
+	struct uvm_region *d = uvm_map_anon(4 * PG, RW);
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 4 * PG), 0);
+	unsigned char *pd = uvm_base(d), *ps = uvm_base(s);
+	expect(pd, 4 * PG, 9);
+	pd[0] = 0;                                  /* dst copies */
+	cr_assert_eq(ps[0], 9);
+	ps[PG] = 0;                                 /* src promotes (2B) */
+	cr_assert_eq(pd[PG], (unsigned char)(PG * 13 + 9));
+	cr_assert_eq(uvm_unmap(s, 0, 4 * PG), 0);
+	expect(pd + 2 * PG, 2 * PG, 9 + 2 * PG * 13);
+	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
+
+	/* from a shared region: the object moves on, dst keeps the page */
+	s = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_SHARED);
+	d = uvm_map_anon(4 * PG, RW);
+	ps = uvm_base(s);
+	pd = uvm_base(d);
+	ps[5] = 0x42;
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 2 * PG), 0);
+	cr_assert_eq(pd[5], 0x42);
+	ps[6] = 0x43;
+	cr_assert_eq(pd[6], (unsigned char)(6 * 13 + 9));
+	pd[7] = 0x44;
+	cr_assert_eq(ps[7], (unsigned char)(7 * 13 + 9));
+	cr_assert_eq(uvm_unmap(s, 0, 4 * PG), 0);   /* flushes */
+	unsigned char b[3];
+	cr_assert_eq(pread(fd, b, 3, 5), 3);
+	cr_assert(b[0] == 0x42 && b[1] == 0x43 && b[2] == (unsigned char)(7 * 13 + 9));
+	cr_assert_eq(pd[6], (unsigned char)(6 * 13 + 9));
+	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
+	close(fd);
+}
+
+Test(loan, into_errors_change_nothing)
+{
+	int fd = tmpfile_filled(2 * PG, 10);
+	struct uvm_region *s = uvm_map_anon(4 * PG, RW);
+	struct uvm_region *d = uvm_map_anon(4 * PG, RW);
+	struct uvm_region *sh = uvm_map_file(fd, 0, 2 * PG, RW, UVM_MAP_SHARED);
+	unsigned char *ps = uvm_base(s), *pd = uvm_base(d);
+	fill(ps, 4 * PG, 11);
+	memset(pd, 0x66, 4 * PG);
+	cr_assert_eq(uvm_unmap(s, 3 * PG, PG), 0);
+	errno = 0;
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 4 * PG), -1, "released src");
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 5 * PG), -1, "out of range");
+	cr_assert_eq(uvm_loan_into(d, PG, s, 0, 4 * PG), -1);
+	cr_assert_eq(uvm_loan_into(d, 1, s, 0, PG), -1);
+	cr_assert_eq(uvm_loan_into(sh, 0, s, 0, PG), -1, "shared dst");
+	cr_assert_eq(uvm_loan_into(s, 0, s, PG, 2 * PG), -1, "overlap");
+	cr_assert_eq(uvm_loan_into(NULL, 0, s, 0, PG), -1);
+	cr_assert_eq(errno, EINVAL);
+	for (size_t k = 0; k < 4 * PG; k++)
+		cr_assert_eq(pd[k], 0x66);
+	cr_assert_eq(stats(d).us_shared, 0);
+	uint64_t b1 = stats(s).us_fault_1b;
+	ps[0] = 0;                                  /* still exclusive */
+	cr_assert_eq(stats(s).us_fault_1b, b1);
+	cr_assert_eq(uvm_unmap(d, 2 * PG, PG), 0);
+	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 3 * PG), -1, "released dst");
+	cr_assert_eq(pd[0], 0x66);
+	/* a non-overlapping loan inside one region is fine */
+	cr_assert_eq(uvm_loan_into(s, 2 * PG, s, 0, PG), 0);
+	cr_assert_eq(ps[2 * PG], 0);
+	cr_assert_eq(uvm_unmap(sh, 0, 2 * PG), 0);
+	cr_assert_eq(uvm_unmap(s, 0, 4 * PG), 0);
+	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
+	close(fd);
+}
