@@ -105,7 +105,7 @@ struct uvm_region *uvm_map_anon(size_t len, int prot)
 	struct uvm_region *r = NULL;
 	int e = uvm_start();
 	if (!e) {
-		r = rg_create(len / PG_SIZE, prot);
+		r = rg_create(len / PG_SIZE, prot, PA_NONE);
 		e = r ? 0 : -errno;
 	}
 	uvm_unlock_ret(e);
@@ -172,8 +172,8 @@ static int uvm_wire_fill(struct uvm_region *r, size_t first, size_t end)
 		if (!PA_REAL(r->rg_map[i]))
 			continue;
 		if (r->rg_obj && !amap_lookup(r->rg_amap, i)) {
-			if (!rg_objmapped(r, i)) {
-				int n = flt_objmap(r, i, i, end);
+			if (rg_objpage(r, i) && !r->rg_obj->uo_anon[i]) {
+				int n = flt_objfill(r, i, i, end);
 				if (n < 0)
 					return n;
 			}
@@ -266,7 +266,12 @@ static struct uvm_region *uvm_map_obj_locked(const struct uvm_pagerops *ops,
 		errno = ENOMEM;
 		return NULL;
 	}
-	struct uvm_region *r = rg_create(npages, prot);
+	struct uvm_region *r = rg_create(npages, prot, o->uo_win);
+	if (r && rg_protect_all(r, true)) {
+		rg_destroy(r);
+		r = NULL;
+		errno = ENOMEM;
+	}
 	if (!r) {
 		int e = errno;
 		o->uo_ops = &(const struct uvm_pagerops){ 0 };

@@ -20,9 +20,10 @@
  *            SEQUENTIAL, with the shared pages right after it, up to 16).
  *
  * Regions of an object (object.c) add UVM's lower-layer cases:
- *   2A       MISSING on a page with no anon: the object's cached page
- *            (fetched from the store if need be) is mapped there,
- *            write-protected, with the neighbours the advice asks for.
+ *   2A       MISSING on a page with no anon: the page maps the object's
+ *            window (region.c, invariant 3), so the page is fetched from
+ *            the store and filled in place, write-protected, with the
+ *            neighbours the advice asks for (UFFDIO_COPY_MODE_WP).
  *            In a shared region a write to it then marks it dirty and
  *            unprotects it (written in place; if a loan holds the page,
  *            the object moves to a copy first: obj_break).
@@ -192,60 +193,95 @@ static void flt_around(const struct uvm_region *r, size_t i, size_t *lo,
 
 /* ---- lower layer: cases 2A and 2B ----------------------------------- */
 
-/* May page j show its object page (accessible, no anon, not yet)? */
-static bool flt_objable(const struct uvm_region *r, size_t j)
+/* Is page j an object page not cached yet (its first fault fills it)? */
+static bool flt_objabsent(const struct uvm_region *r, size_t j)
 {
 	return PA_REAL(r->rg_map[j]) && !amap_lookup(r->rg_amap, j) &&
-	       !rg_objmapped(r, j);
+	       !r->rg_obj->uo_anon[j] && r->rg_map[j] == r->rg_obj->uo_win + j;
 }
 
-/* Map the object's pages at page i and at its eligible neighbours in
- * [lo, hi), write-protected.  The mapping is made without PROT_WRITE
- * until it is registered and protected: a thread touching it in between
- * must not write the object's page.
- * => uvm_lock held, amap private, page i eligible.  Pages mapped or
- *    -errno (page i could not be fetched). */
-int flt_objmap(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+/* The store's pages [a, b) are in the pool already (a fork child, which
+ * shares the object's window, fetched them): adopt them as cached.
+ * => uvm_lock held.  Pages adopted, or -EIO. */
+static int flt_objadopt(struct uvm_region *r, size_t a, size_t b)
 {
+	struct vm_object *o = r->rg_obj;
+	size_t k = a;
+	while (k < b && pool_present(o->uo_win + k) &&
+	       (o->uo_anon[k] = anon_alloc(o->uo_win + k)))
+		k++;
+	flt_wake(flt_va(r, a), (k - a) << PG_SHIFT);
+	return k > a ? (int)(k - a) : -EIO;
+}
+
+/* Case 2A: fetch object pages [a, b) (page i, and neighbours not yet
+ * cached) from the store and fill the object's window in place through
+ * the region's own mapping, write-protected, with one UFFDIO_COPY: no
+ * remapping, and every region of the object sees the pages at once.
+ * => uvm_lock held, amap private, page i absent.  Pages filled or -errno
+ *    (page i could not be fetched). */
+int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+{
+	static unsigned char buf[FLT_MAXRANGE * PG_SIZE]
+		__attribute__((aligned(4096)));
+	struct vm_object *o = r->rg_obj;
+	struct vm_anon *an[FLT_MAXRANGE];
 	size_t a = i, b = i + 1;
-	int e = 0;
-	if (!obj_getpage(r->rg_obj, i, &e))
-		return e;
-	while (a > lo && flt_objable(r, a - 1) &&
-	       obj_getpage(r->rg_obj, a - 1, &e))
+	while (a > lo && i - a + 1 < FLT_MAXRANGE / 2 && flt_objabsent(r, a - 1))
 		a--;
-	while (b < hi && flt_objable(r, b) && obj_getpage(r->rg_obj, b, &e))
+	while (b < hi && b - a < FLT_MAXRANGE && flt_objabsent(r, b))
 		b++;
-	for (size_t k = a; k < b; k++)
-		rg_setmap(r, k, r->rg_obj->uo_anon[k]->an_addr);
-	int prot = r->rg_prot;
-	r->rg_prot &= ~PROT_WRITE;
-	e = rg_remap(r, a, b - a);
-	r->rg_prot = prot;
-	uintptr_t va = flt_va(r, a);
-	size_t len = (b - a) << PG_SHIFT;
-	if (!e)
-		e = flt_wp(va, len, true);
-	if (!e && (prot & PROT_WRITE) && mprotect((void *)va, len, prot))
-		e = -errno;
-	if (e) {
-		if (rg_poison_pages(r, a, b - a))
-			rg_poison_pages(r, 0, r->rg_npages);
-		return e;
+	const struct uvm_pagerops *ops = o->uo_ops;
+	int e = ops->pgo_get(o->uo_cookie, (uint64_t)a << PG_SHIFT, buf,
+	                     (b - a) << PG_SHIFT);
+	if (e && b - a > 1) {             /* a neighbour may be the problem */
+		a = i;
+		b = i + 1;
+		e = ops->pgo_get(o->uo_cookie, (uint64_t)i << PG_SHIFT, buf,
+		                 PG_SIZE);
 	}
-	return (int)(b - a);
+	if (e)
+		return e;
+	size_t n = 0;
+	while (n < b - a && (an[n] = anon_alloc(o->uo_win + a + n)))
+		n++;
+	struct uffdio_copy c = {
+		.dst = flt_va(r, a), .src = (uintptr_t)buf,
+		.len = n << PG_SHIFT, .mode = UFFDIO_COPY_MODE_WP,
+	};
+	long done;
+	if (n == 0)
+		done = -ENOMEM;
+	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
+		done = (long)n;
+	else if (c.copy > 0)
+		done = (long)(c.copy >> PG_SHIFT);
+	else
+		done = c.copy < 0 ? c.copy : -errno;
+	for (size_t k = 0; k < n; k++) {
+		if ((long)k < done)
+			o->uo_anon[a + k] = an[k];
+		else
+			anon_unref(an[k]);
+	}
+	if (done == -EEXIST)
+		return flt_objadopt(r, a, b);
+	if (done > 0 && a + (size_t)done <= i)
+		flt_wake(flt_va(r, i), PG_SIZE);  /* short: stopped before i */
+	return (int)done;
 }
 
 static int flt_obj_missing(struct uvm_region *r, size_t i)
 {
 	size_t lo, hi;
 	flt_around(r, i, &lo, &hi);
-	int n = flt_objmap(r, i, lo, hi);
+	if (!flt_objabsent(r, i))
+		return -EIO;   /* cannot happen: region.c, invariant 3 */
+	int n = flt_objfill(r, i, lo, hi);
 	if (n < 0)
 		return n;
 	r->rg_st.us_fault_2a++;
 	r->rg_st.us_fault_around += (uint64_t)n - 1;
-	flt_wake(flt_va(r, i), PG_SIZE);
 	return 0;
 }
 

@@ -104,7 +104,8 @@ static int fork_child_region(struct uvm_region *r)
 	pool_addr_t w = PA_NONE;
 	for (size_t i = 0; i < r->rg_npages; i++) {
 		r->rg_wired[i] = 0;
-		if (!PA_REAL(r->rg_map[i]) || amap_lookup(r->rg_amap, i))
+		if (!PA_REAL(r->rg_map[i]) || amap_lookup(r->rg_amap, i) ||
+		    rg_objpage(r, i))
 			continue;
 		if (w == PA_NONE && (w = pool_window(r->rg_npages)) == PA_NONE)
 			return -ENOMEM;

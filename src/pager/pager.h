@@ -219,6 +219,14 @@ static inline bool rg_objmapped(const struct uvm_region *r, size_t i)
 	return o && o->uo_anon[i] && r->rg_map[i] == o->uo_anon[i]->an_addr;
 }
 
+/* Is page i mapping its object page, cached or not yet (uo_win+i)? */
+static inline bool rg_objpage(const struct uvm_region *r, size_t i)
+{
+	const struct vm_object *o = r->rg_obj;
+	return o && (rg_objmapped(r, i) ||
+	             (!o->uo_anon[i] && r->rg_map[i] == o->uo_win + i));
+}
+
 struct uvm_pager {
 	pthread_mutex_t up_lock;
 	int up_uffd;
@@ -249,7 +257,7 @@ struct uvm_pager {
 
 extern struct uvm_pager uvm_pager;
 
-struct uvm_region *rg_create(size_t npages, int prot);
+struct uvm_region *rg_create(size_t npages, int prot, pool_addr_t w);
 struct uvm_region *rg_copy(struct uvm_region *src);
 void rg_destroy(struct uvm_region *r);
 int rg_release(struct uvm_region *r, size_t first, size_t n);
@@ -271,7 +279,7 @@ size_t rg_run_end(const struct uvm_region *r, size_t i);
 int flt_init(void);                      /* uffd + pager thread */
 int flt_start(void);
 int flt_zerofill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
-int flt_objmap(struct uvm_region *r, size_t i, size_t lo, size_t hi);
+int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
 int flt_register(uintptr_t va, size_t len);
 int flt_wp(uintptr_t va, size_t len, bool wp);
 void flt_wake(uintptr_t va, size_t len);

@@ -20,13 +20,16 @@
  *      pager gave up on it (SIGBUS).  Otherwise the kernel maps pool page
  *      rg_map[i] at page i.
  *   2. If slot i holds an anon, rg_map[i] is that anon's page.
- *   3. If page i is accessible, slot i is empty and the page does not
- *      show its object's cached page (rg_objmapped), rg_map[i] is a pool
+ *   3. If page i is accessible, slot i is empty and the region has no
+ *      object, rg_map[i] is a pool
  *      page that no anon holds, that has no page in the pool, and that no
  *      other page of any region (in any process) maps.  So the zero-fill
  *      fault can create the anon right there, with no remapping.
  *      uvm_copy keeps this by giving the copy's empty pages a new window;
  *      fork by giving the child's empty pages pages of its new file.
+ *      In a region of an object, such a page maps its object page
+ *      (rg_objpage): the cached page, or uo_win+i while it is not cached.
+ *      The first fault fills uo_win+i in place (fault.c, case 2A).
  *   4. rg_cowwin+i is free for a COW copy of page i: the window is new
  *      since the region's last uvm_copy or fork (either resets it), and
  *      only page i of this region ever uses that pool page.
@@ -325,14 +328,16 @@ static int rg_publish(struct uvm_region *r)
 	return 0;
 }
 
-/* A new zero-filled region of npages pages.
+/* A new region of npages pages mapping window w (a new window if w is
+ * PA_NONE: a zero-filled region; an object's window for its regions).
  * => uvm_lock held.  NULL with errno. */
-struct uvm_region *rg_create(size_t npages, int prot)
+struct uvm_region *rg_create(size_t npages, int prot, pool_addr_t w)
 {
 	struct uvm_region *r = rg_alloc(npages, prot);
 	if (!r)
 		return NULL;
-	pool_addr_t w = pool_window(npages);
+	if (w == PA_NONE)
+		w = pool_window(npages);
 	int e = -ENOMEM;
 	if (w == PA_NONE)
 		goto fail;
@@ -370,7 +375,9 @@ struct uvm_region *rg_copy(struct uvm_region *src)
 	pool_addr_t w = PA_NONE;
 	for (size_t i = 0; i < n; i++) {
 		pool_addr_t a = src->rg_map[i];
-		if (PA_REAL(a) && !amap_lookup(src->rg_amap, i)) {
+		if (rg_objpage(src, i)) {
+			/* object pages: the copy shows them too */
+		} else if (PA_REAL(a) && !amap_lookup(src->rg_amap, i)) {
 			/* invariant 3: the copy's empty pages get their own */
 			if (w == PA_NONE && (w = pool_window(n)) == PA_NONE) {
 				e = -ENOMEM;

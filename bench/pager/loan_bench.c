@@ -1,0 +1,333 @@
+/*
+ * loan_bench - page loans and file-backed regions, side by side in one
+ * run: every round measures each variant once, in turn; the tables give
+ * medians over the rounds and ratios.
+ *
+ *   loan 16 MiB   uvm_loan_view() of a populated 16 MiB region (and with
+ *                 its uvm_unloan()) against memcpy() of 16 MiB into a
+ *                 buffer already faulted in.
+ *   writev        hand N bytes to a pipe drained by another process:
+ *                 memcpy into a buffer + writev, against loan + writev of
+ *                 the view + unloan; N from 4 KiB to 64 MiB.  The
+ *                 break-even size is the smallest N from which the loan
+ *                 wins at every larger size measured.
+ *   file touch    read (or write) one byte of each page of a fresh 64 MiB
+ *                 mapping of a file in the page cache: a native
+ *                 MAP_PRIVATE mapping against uvm_map_file(PRIVATE) under
+ *                 each advice.
+ *
+ * Usage: loan_bench [--rounds N] [--quick]
+ */
+#include <schedctl/uvm.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PG 4096u
+#define MIB ((size_t)1 << 20)
+#define MAXROUNDS 31
+
+static double now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double tmp[MAXROUNDS];
+	memcpy(tmp, v, (size_t)n * sizeof *v);
+	qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "loan_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static struct uvm_region *populated(size_t len)
+{
+	struct uvm_region *r = uvm_map_anon(len, PROT_READ | PROT_WRITE);
+	if (!r)
+		die("uvm_map_anon");
+	memset(uvm_base(r), 0x5a, len);
+	return r;
+}
+
+static void *prefaulted(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	return p;
+}
+
+/* ---- loan vs memcpy ------------------------------------------------- */
+
+static void bench_loan16(int rounds)
+{
+	size_t len = 16 * MIB;
+	struct uvm_region *r = populated(len);
+	char *dst = prefaulted(len);
+	double cp[MAXROUNDS], ln[MAXROUNDS], lu[MAXROUNDS];
+	for (int k = 0; k < rounds; k++) {
+		double t0 = now_ns();
+		memcpy(dst, uvm_base(r), len);
+		double t1 = now_ns();
+		struct uvm_loan *l = uvm_loan_view(r, 0, len);
+		double t2 = now_ns();
+		if (!l || uvm_unloan(l))
+			die("loan");
+		double t3 = now_ns();
+		cp[k] = t1 - t0;
+		ln[k] = t2 - t1;
+		lu[k] = t3 - t1;
+	}
+	double c = median(cp, rounds), a = median(ln, rounds),
+	       b = median(lu, rounds);
+	printf("## loan vs memcpy, 16 MiB (%d rounds, medians)\n", rounds);
+	printf("%-28s %12s %8s\n", "variant", "us", "ratio");
+	printf("%-28s %12.1f %8.3f\n", "memcpy 16 MiB", c / 1e3, 1.0);
+	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view", a / 1e3, a / c);
+	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view + uvm_unloan",
+	       b / 1e3, b / c);
+	munmap(dst, len);
+	uvm_unmap(r, 0, len);
+}
+
+/* ---- writev to a pipe ------------------------------------------------- */
+
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		struct iovec iov = { (void *)p, n };
+		ssize_t w = writev(fd, &iov, 1);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die("writev");
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* A child that reads the pipe until end of file and acknowledges each
+ * message of `len` bytes with one byte on ack. */
+static pid_t drainer(int rfd, int ack, int wfd_close)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid)
+		return pid;
+	close(wfd_close);
+	static char buf[1 << 20];
+	size_t want = 0, got = 0;
+	for (;;) {
+		if (!want && read(rfd, &want, sizeof want) != sizeof want)
+			_exit(0);
+		ssize_t n = read(rfd, buf, want - got < sizeof buf ?
+		                             want - got : sizeof buf);
+		if (n <= 0)
+			_exit(0);
+		got += (size_t)n;
+		if (got == want) {
+			char c = 1;
+			if (write(ack, &c, 1) != 1)
+				_exit(1);
+			want = got = 0;
+		}
+	}
+}
+
+/* Send n bytes as one message (length, then data) and wait for the
+ * drainer's acknowledgement. */
+static void send_msg(int wfd, int ackr, const char *p, size_t n)
+{
+	write_all(wfd, (const char *)&n, sizeof n);
+	write_all(wfd, p, n);
+	char c;
+	if (read(ackr, &c, 1) != 1)
+		die("ack");
+}
+
+static void bench_writev(int rounds, size_t maxlen)
+{
+	int d[2], a[2];
+	if (pipe(d) || pipe(a))
+		die("pipe");
+	fcntl(d[1], F_SETPIPE_SZ, 1 << 20);
+	pid_t pid = drainer(d[0], a[1], d[1]);
+	close(d[0]);
+	close(a[1]);
+	struct uvm_region *r = populated(maxlen);
+	char *buf = prefaulted(maxlen);
+	printf("\n## loan + writev vs memcpy + writev to a pipe "
+	       "(%d rounds, medians)\n", rounds);
+	printf("%-10s %14s %14s %8s\n", "size", "memcpy us", "loan us",
+	       "ratio");
+	size_t breakeven = 0;
+	for (size_t n = 4096; n <= maxlen; n *= 4) {
+		double cp[MAXROUNDS], ln[MAXROUNDS];
+		int reps = n <= 256 * 1024 ? 64 : 1;
+		for (int k = 0; k < rounds; k++) {
+			double t0 = now_ns();
+			for (int i = 0; i < reps; i++) {
+				memcpy(buf, uvm_base(r), n);
+				send_msg(d[1], a[0], buf, n);
+			}
+			double t1 = now_ns();
+			for (int i = 0; i < reps; i++) {
+				struct uvm_loan *l = uvm_loan_view(r, 0, n);
+				if (!l)
+					die("uvm_loan_view");
+				send_msg(d[1], a[0], uvm_loan_base(l), n);
+				uvm_unloan(l);
+			}
+			double t2 = now_ns();
+			cp[k] = (t1 - t0) / reps;
+			ln[k] = (t2 - t1) / reps;
+		}
+		double c = median(cp, rounds), l = median(ln, rounds);
+		if (l <= c && !breakeven)
+			breakeven = n;
+		else if (l > c)
+			breakeven = 0;
+		char sz[32];
+		if (n >= MIB)
+			snprintf(sz, sizeof sz, "%zu MiB", n / MIB);
+		else
+			snprintf(sz, sizeof sz, "%zu KiB", n / 1024);
+		printf("%-10s %14.1f %14.1f %8.3f\n", sz, c / 1e3, l / 1e3,
+		       l / c);
+	}
+	if (breakeven)
+		printf("break-even: loan wins from %zu KiB up\n",
+		       breakeven / 1024);
+	else
+		printf("break-even: not reached up to the largest size\n");
+	close(d[1]);
+	close(a[0]);
+	waitpid(pid, NULL, 0);
+	munmap(buf, maxlen);
+	uvm_unmap(r, 0, maxlen);
+}
+
+/* ---- file first touch --------------------------------------------------- */
+
+static double touch(volatile char *p, size_t len, int write)
+{
+	double t0 = now_ns();
+	for (size_t o = 0; o < len; o += PG) {
+		if (write)
+			p[o] = 1;
+		else
+			(void)p[o];
+	}
+	return now_ns() - t0;
+}
+
+static void bench_file(int rounds, size_t len)
+{
+	char path[] = "/tmp/loan-bench-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		die("mkstemp");
+	unlink(path);
+	char *blk = prefaulted(MIB);
+	memset(blk, 0x33, MIB);
+	for (size_t o = 0; o < len; o += MIB)
+		if (pwrite(fd, blk, MIB, (off_t)o) != (ssize_t)MIB)
+			die("pwrite");
+	munmap(blk, MIB);
+	static const char *names[] = {
+		"native MAP_PRIVATE", "uvm NORMAL", "uvm SEQUENTIAL",
+		"uvm RANDOM",
+	};
+	static const int adv[] = { -1, UVM_ADV_NORMAL, UVM_ADV_SEQUENTIAL,
+	                           UVM_ADV_RANDOM };
+	double t[2][4][MAXROUNDS];
+	for (int k = 0; k < rounds; k++)
+		for (int w = 0; w < 2; w++)
+			for (int v = 0; v < 4; v++) {
+				int prot = PROT_READ | PROT_WRITE;
+				if (adv[v] < 0) {
+					char *p = mmap(NULL, len, prot,
+					               MAP_PRIVATE, fd, 0);
+					if (p == MAP_FAILED)
+						die("mmap file");
+					t[w][v][k] = touch(p, len, w);
+					munmap(p, len);
+					continue;
+				}
+				struct uvm_region *r = uvm_map_file(
+					fd, 0, len, prot, UVM_MAP_PRIVATE);
+				if (!r || uvm_advise(r, adv[v]))
+					die("uvm_map_file");
+				t[w][v][k] = touch(uvm_base(r), len, w);
+				uvm_unmap(r, 0, len);
+			}
+	for (int w = 0; w < 2; w++) {
+		printf("\n## file first touch, %s one byte per page of %zu MiB "
+		       "(%d rounds, medians)\n", w ? "write" : "read",
+		       len / MIB, rounds);
+		printf("%-22s %10s %10s %8s\n", "variant", "ms", "ns/page",
+		       "ratio");
+		double base = median(t[w][0], rounds);
+		for (int v = 0; v < 4; v++) {
+			double m = median(t[w][v], rounds);
+			printf("%-22s %10.2f %10.0f %8.2f\n", names[v], m / 1e6,
+			       m / (double)(len / PG), m / base);
+		}
+	}
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = 7;
+	size_t maxlen = 64 * MIB, flen = 64 * MIB;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			rounds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--quick")) {
+			rounds = 3;
+			maxlen = 4 * MIB;
+			flen = 8 * MIB;
+		} else {
+			fprintf(stderr, "usage: loan_bench [--rounds N] "
+			        "[--quick]\n");
+			return 2;
+		}
+	}
+	if (rounds < 1 || rounds > MAXROUNDS) {
+		fprintf(stderr, "loan_bench: --rounds must be 1..%d\n",
+		        MAXROUNDS);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	bench_loan16(rounds);
+	bench_writev(rounds, maxlen);
+	bench_file(rounds, flen);
+	return 0;
+}
