@@ -285,30 +285,57 @@ static int flt_obj_missing(struct uvm_region *r, size_t i)
 	return 0;
 }
 
-/* Case 2B: copy the cached page into a new anon at the COW window and
- * map that.  => uvm_lock held, amap private, page i object-mapped. */
+/* Case 2B: copy the cached page (and, under ADV_SEQUENTIAL, the cached
+ * pages right after it, up to FLT_MAXRANGE) into new anons at the COW
+ * window and map those; the data reaches the pool before the mapping
+ * changes (see flt_cow).  => uvm_lock held, amap private, page i
+ * object-mapped.  0 or -errno. */
 static int flt_promote(struct uvm_region *r, size_t i)
 {
+	static unsigned char buf[FLT_MAXRANGE * PG_SIZE]
+		__attribute__((aligned(4096)));
+	struct vm_anon *nan[FLT_MAXRANGE];
 	if (r->rg_cowwin == PA_NONE &&
 	    (r->rg_cowwin = pool_window(r->rg_npages)) == PA_NONE)
 		return -ENOMEM;
-	pool_addr_t to = r->rg_cowwin + i, was = r->rg_map[i];
-	int e = pool_copy(to, r->rg_obj->uo_anon[i]->an_addr);
-	struct vm_anon *an = e ? NULL : anon_alloc(to);
-	if (!an)
-		return e ? e : -ENOMEM;
-	e = rg_setpage(r, i, to);
+	size_t ahead = r->rg_advice == UVM_ADV_SEQUENTIAL ? FLT_MAXRANGE : 1;
+	size_t n = 0;
+	for (size_t j = i; j < r->rg_npages && n < ahead; j++, n++) {
+		if (j > i && (!rg_objmapped(r, j) ||
+		              amap_lookup(r->rg_amap, j)))
+			break;
+		if (pool_read(r->rg_obj->uo_anon[j]->an_addr,
+		              buf + n * PG_SIZE, 1) ||
+		    !(nan[n] = anon_alloc(r->rg_cowwin + j)))
+			break;
+	}
+	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
 	if (e) {
-		anon_unref(an);
-		rg_setmap(r, i, was);
-		if (rg_poison_pages(r, i, 1))
+		for (size_t k = 0; k < n; k++)
+			anon_unref(nan[k]);
+		return e;
+	}
+	pool_addr_t was[FLT_MAXRANGE];
+	for (size_t k = 0; k < n; k++) {
+		was[k] = r->rg_map[i + k];
+		rg_setmap(r, i + k, r->rg_cowwin + i + k);
+	}
+	e = rg_remap(r, i, n);
+	if (e) {
+		for (size_t k = 0; k < n; k++) {
+			rg_setmap(r, i + k, was[k]);
+			anon_unref(nan[k]);
+		}
+		if (rg_poison_pages(r, i, n))
 			rg_poison_pages(r, 0, r->rg_npages);
-		flt_wake(flt_va(r, i), PG_SIZE);
+		flt_wake(flt_va(r, i), n << PG_SHIFT);
 		return 0;
 	}
-	amap_add(r->rg_amap, i, an);
+	for (size_t k = 0; k < n; k++)
+		amap_add(r->rg_amap, i + k, nan[k]);
 	r->rg_st.us_fault_2b++;
-	flt_wake(flt_va(r, i), PG_SIZE);
+	r->rg_st.us_fault_around += n - 1;
+	flt_wake(flt_va(r, i), n << PG_SHIFT);
 	return 0;
 }
 
@@ -492,6 +519,11 @@ static void flt_serve(uintptr_t addr, uint64_t flags)
 	}
 	bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
 	int e = wp ? flt_write(r, i) : flt_missing(r, i);
+	/* a write to an object page not yet cached: promote it now rather
+	 * than after the thread's retry faults again (2A, then 2B) */
+	if (!e && !wp && (flags & UFFD_PAGEFAULT_FLAG_WRITE) && r->rg_obj &&
+	    !r->rg_shared && rg_objmapped(r, i) && !amap_lookup(r->rg_amap, i))
+		e = flt_promote(r, i);
 	if (e)
 		flt_poison(r, i, !wp);
 }

@@ -314,3 +314,31 @@ Test(object, bad_arguments)
 	cr_assert_eq(uvm_unmap(a, 0, PG), 0);
 	close(fd);
 }
+
+Test(object, first_access_is_a_write)
+{
+	int fd = tmpfile_of(32 * PG);
+	for (int adv = UVM_ADV_NORMAL; adv <= UVM_ADV_SEQUENTIAL; adv++) {
+		struct uvm_region *r = uvm_map_file(fd, 0, 32 * PG, RW,
+		                                    UVM_MAP_PRIVATE);
+		cr_assert_eq(uvm_advise(r, adv), 0);
+		unsigned char *p = uvm_base(r);
+		for (size_t i = 0; i < 32; i++)
+			p[i * PG + 1] = (unsigned char)~pattern(i * PG + 1);
+		for (size_t i = 0; i < 32; i++) {
+			cr_assert_eq(p[i * PG + 1],
+			             (unsigned char)~pattern(i * PG + 1));
+			expect_file_bytes(p + i * PG + 2, PG - 2, i * PG + 2);
+			cr_assert_eq(p[i * PG], pattern(i * PG));
+		}
+		struct uvm_stats st;
+		cr_assert_eq(uvm_stats(r, &st), 0);
+		cr_assert_eq(st.us_anons, 32, "every page promoted (2B)");
+		cr_assert_gt(st.us_fault_2b, 0);
+		cr_assert_eq(uvm_unmap(r, 0, 32 * PG), 0);
+	}
+	unsigned char b;
+	cr_assert_eq(pread(fd, &b, 1, 5 * PG + 1), 1);
+	cr_assert_eq(b, pattern(5 * PG + 1), "the file never changes");
+	close(fd);
+}
