@@ -145,6 +145,7 @@ static long flt_fill_run(struct uvm_region *r, size_t a, size_t b)
 		done = (long)(c.copy >> PG_SHIFT);
 	else
 		done = c.copy < 0 ? c.copy : -errno;
+	rg_set_wp(r, a, n, false);   /* filled writable */
 	for (size_t k = 0; k < n; k++) {
 		if ((long)k < done)
 			amap_add(r->rg_amap, a + k, an[k]);
@@ -350,6 +351,7 @@ static int flt_obj_write(struct uvm_region *r, size_t i)
 	if (e)
 		return e;
 	o->uo_dirty[i] = 1;                               /* in place */
+	rg_set_wp(r, i, 1, false);
 	e = flt_wp(flt_va(r, i), PG_SIZE, false);
 	if (!e)
 		r->rg_st.us_fault_2a++;
@@ -474,6 +476,7 @@ static int flt_write(struct uvm_region *r, size_t i)
 	if (!an)
 		return flt_missing(r, i);
 	if (anon_exclusive(an)) {                         /* case 1A */
+		rg_set_wp(r, i, 1, false);
 		e = flt_wp(flt_va(r, i), PG_SIZE, false);
 		if (e)
 			return e;

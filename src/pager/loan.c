@@ -109,20 +109,13 @@ static int loan_page(struct uvm_region *r, size_t i, struct vm_anon **out)
  * be written in place anywhere: invariant 2).  => uvm_lock held. */
 static int loan_protect(struct uvm_region *r, size_t first, size_t n)
 {
-	for (size_t i = first; i < first + n;) {
-		size_t j = rg_run_end(r, i);
-		if (j > first + n)
-			j = first + n;
-		int e = flt_wp(r->rg_base + (i << PG_SHIFT),
-		               (j - i) << PG_SHIFT, true);
-		if (e)
-			return e;
-		i = j;
-	}
+	int e = rg_protect(r, first, n);
+	if (e)
+		return e;
 	for (size_t k = 0; r->rg_obj && k < uvm_pager.up_nregions; k++) {
 		struct uvm_region *o = uvm_pager.up_regions[k];
 		if (o->rg_obj == r->rg_obj && o->rg_shared) {
-			int e = rg_protect_all(o, true);
+			e = rg_protect(o, 0, o->rg_npages);
 			if (e)
 				return e;
 		}

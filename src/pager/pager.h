@@ -204,6 +204,9 @@ struct uvm_region {
 	bool rg_needs_copy;        /* rg_amap is shared: copy before writing */
 	pool_addr_t *rg_map;       /* per page: pool page mapped there */
 	uint8_t *rg_wired;         /* per page: mlocked */
+	uint8_t *rg_wp;            /* per page: known write-protected (a
+	                              cleared entry only means "maybe not";
+	                              lets loans skip protecting again) */
 	pool_addr_t rg_cowwin;     /* window for COW copies, PA_NONE if none */
 	size_t rg_runs;            /* kernel mappings backing the region */
 	struct vm_object *rg_obj;  /* lower layer: page i is object page i;
@@ -271,6 +274,8 @@ int rg_poison_pages(struct uvm_region *r, size_t first, size_t n);
 int rg_collapse(struct uvm_region *r);
 void rg_maybe_collapse(struct uvm_region *r);
 int rg_protect_all(struct uvm_region *r, bool wp);
+int rg_protect(struct uvm_region *r, size_t first, size_t n);
+void rg_set_wp(struct uvm_region *r, size_t first, size_t n, bool wp);
 int rg_register_all(struct uvm_region *r);
 size_t rg_run_end(const struct uvm_region *r, size_t i);
 

@@ -181,6 +181,7 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 	else
 		m = mmap(va, len, r->rg_prot, MAP_SHARED | MAP_FIXED,
 		         pool_fd(a), (off_t)PA_PGNO(a) << PG_SHIFT);
+	rg_set_wp(r, i, j - i, false);   /* a new mapping: unprotected */
 	if (m == MAP_FAILED)
 		return -errno;
 	if (!PA_REAL(a))
@@ -239,6 +240,12 @@ int rg_poison_pages(struct uvm_region *r, size_t first, size_t n)
 	return rg_remap(r, first, n);
 }
 
+/* Record that pages [first, first+n) are (wp) or may not be protected. */
+void rg_set_wp(struct uvm_region *r, size_t first, size_t n, bool wp)
+{
+	memset(r->rg_wp + first, wp, n);
+}
+
 /* Write-protect (wp) or unprotect every real page of r.
  * => uvm_lock held.  0 or -errno. */
 int rg_protect_all(struct uvm_region *r, bool wp)
@@ -249,7 +256,30 @@ int rg_protect_all(struct uvm_region *r, bool wp)
 			int e = flt_wp(rg_va(r, i), (j - i) << PG_SHIFT, wp);
 			if (e)
 				return e;
+			rg_set_wp(r, i, j - i, wp);
 		}
+		i = j;
+	}
+	return 0;
+}
+
+/* Write-protect the real pages of [first, first+n) not known to be
+ * protected already (a page-table walk saved on each page that is).
+ * => uvm_lock held.  0 or -errno. */
+int rg_protect(struct uvm_region *r, size_t first, size_t n)
+{
+	for (size_t i = first; i < first + n;) {
+		if (r->rg_wp[i] || !PA_REAL(r->rg_map[i])) {
+			i++;
+			continue;
+		}
+		size_t j = i + 1;
+		while (j < first + n && !r->rg_wp[j] && PA_REAL(r->rg_map[j]))
+			j++;
+		int e = flt_wp(rg_va(r, i), (j - i) << PG_SHIFT, true);
+		if (e)
+			return e;
+		rg_set_wp(r, i, j - i, true);
 		i = j;
 	}
 	return 0;
@@ -275,7 +305,7 @@ int rg_register_all(struct uvm_region *r)
 
 static size_t rg_arrays_size(size_t npages)
 {
-	return npages * (sizeof(pool_addr_t) + 1);
+	return npages * (sizeof(pool_addr_t) + 2);
 }
 
 static void rg_free(struct uvm_region *r)
@@ -300,6 +330,7 @@ static struct uvm_region *rg_alloc(size_t npages, int prot)
 	if (!r->rg_map)
 		goto nomem;
 	r->rg_wired = (uint8_t *)(r->rg_map + npages);
+	r->rg_wp = r->rg_wired + npages;
 	memset(r->rg_map, 0xff, npages * sizeof *r->rg_map);
 	void *va = mmap(NULL, npages << PG_SHIFT, PROT_NONE,
 	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
