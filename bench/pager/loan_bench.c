@@ -5,7 +5,10 @@
  *
  *   loan 16 MiB   uvm_loan_view() of a populated 16 MiB region (and with
  *                 its uvm_unloan()) against memcpy() of 16 MiB into a
- *                 buffer already faulted in.
+ *                 buffer already faulted in.  The region is loaned again
+ *                 every round, so its pages are write-protected already;
+ *                 "just written" loans a region whose every page was
+ *                 written since (the loan must protect them all).
  *   writev        hand N bytes to a pipe drained by another process:
  *                 memcpy into a buffer + writev, against loan + writev of
  *                 the view + unloan; N from 4 KiB to 64 MiB.  The
@@ -16,9 +19,13 @@
  *                 MAP_PRIVATE mapping against uvm_map_file(PRIVATE) under
  *                 each advice.
  *
- * Usage: loan_bench [--rounds N] [--quick]
+ * Usage: loan_bench [--rounds N] [--quick] [--no-thp]
+ * (--no-thp: the memcpy buffers use 4 KiB pages, like the pool, instead of
+ * the transparent huge pages the kernel gives them by default)
  */
 #include <schedctl/uvm.h>
+
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,28 +41,6 @@
 
 #define PG 4096u
 #define MIB ((size_t)1 << 20)
-#define MAXROUNDS 31
-
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double tmp[MAXROUNDS];
-	memcpy(tmp, v, (size_t)n * sizeof *v);
-	qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
 
 static void die(const char *what)
 {
@@ -72,12 +57,17 @@ static struct uvm_region *populated(size_t len)
 	return r;
 }
 
+static int no_thp;   /* --no-thp: 4 KiB pages for the copy buffers too */
+
 static void *prefaulted(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		die("mmap");
+	if (no_thp)
+		madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 0, len);
 	return p;
 }
 
@@ -88,8 +78,17 @@ static void bench_loan16(int rounds)
 	size_t len = 16 * MIB;
 	struct uvm_region *r = populated(len);
 	char *dst = prefaulted(len);
-	double cp[MAXROUNDS], ln[MAXROUNDS], lu[MAXROUNDS];
+	double cp[MAXROUNDS], ln[MAXROUNDS], lu[MAXROUNDS], cold[MAXROUNDS];
 	for (int k = 0; k < rounds; k++) {
+		/* a region just written: every page writable, so the loan
+		 * must write-protect all of them */
+		struct uvm_region *w = populated(len);
+		double c0 = now_ns();
+		struct uvm_loan *wl = uvm_loan_view(w, 0, len);
+		cold[k] = now_ns() - c0;
+		if (!wl || uvm_unloan(wl))
+			die("loan");
+		uvm_unmap(w, 0, len);
 		double t0 = now_ns();
 		memcpy(dst, uvm_base(r), len);
 		double t1 = now_ns();
@@ -103,13 +102,15 @@ static void bench_loan16(int rounds)
 		lu[k] = t3 - t1;
 	}
 	double c = median(cp, rounds), a = median(ln, rounds),
-	       b = median(lu, rounds);
+	       b = median(lu, rounds), f = median(cold, rounds);
 	printf("## loan vs memcpy, 16 MiB (%d rounds, medians)\n", rounds);
 	printf("%-28s %12s %8s\n", "variant", "us", "ratio");
 	printf("%-28s %12.1f %8.3f\n", "memcpy 16 MiB", c / 1e3, 1.0);
 	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view", a / 1e3, a / c);
 	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view + uvm_unloan",
 	       b / 1e3, b / c);
+	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view, just written",
+	       f / 1e3, f / c);
 	munmap(dst, len);
 	uvm_unmap(r, 0, len);
 }
@@ -310,13 +311,15 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--no-thp"))
+			no_thp = 1;
 		else if (!strcmp(argv[i], "--quick")) {
 			rounds = 3;
 			maxlen = 4 * MIB;
 			flen = 8 * MIB;
 		} else {
 			fprintf(stderr, "usage: loan_bench [--rounds N] "
-			        "[--quick]\n");
+			        "[--quick] [--no-thp]\n");
 			return 2;
 		}
 	}

@@ -27,6 +27,8 @@
  */
 #include <schedctl/uvm.h>
 
+#include "util.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,30 +40,8 @@
 
 #define PG 4096u
 #define MIB ((size_t)1 << 20)
-#define MAXROUNDS 31
 
 static size_t touch_len = 64 * MIB, copy_len = 256 * MIB;
-
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	double tmp[MAXROUNDS];
-	memcpy(tmp, v, (size_t)n * sizeof *v);
-	qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
 
 static void die(const char *what)
 {

@@ -286,10 +286,44 @@ static int flt_obj_missing(struct uvm_region *r, size_t i)
 	return 0;
 }
 
+/* Write the copies in buf into the COW window at pages [i, i+n) and map
+ * them there, for anons nan[] (the caller then puts them in the amap).
+ * The data reaches the pool before the mapping changes: between mmap and
+ * UFFDIO_REGISTER the new mapping is not watched, and a thread touching
+ * it then must find the right page.  If the new pages cannot be mapped,
+ * the old mapping is kept and the pages are poisoned (a mapping must
+ * always show its slot's anon: region.c, invariant 2).
+ * => uvm_lock held.  0: mapped; 1: poisoned (nan[] dropped, threads
+ *    woken); -errno: nothing changed (nan[] dropped). */
+static int flt_place(struct uvm_region *r, size_t i, size_t n,
+                     struct vm_anon **nan, const unsigned char *buf)
+{
+	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
+	if (e) {
+		for (size_t k = 0; k < n; k++)
+			anon_unref(nan[k]);
+		return e;
+	}
+	pool_addr_t was[FLT_MAXRANGE];
+	for (size_t k = 0; k < n; k++) {
+		was[k] = r->rg_map[i + k];
+		rg_setmap(r, i + k, r->rg_cowwin + i + k);
+	}
+	if (!rg_remap(r, i, n))
+		return 0;
+	for (size_t k = 0; k < n; k++) {
+		rg_setmap(r, i + k, was[k]);
+		anon_unref(nan[k]);
+	}
+	if (rg_poison_pages(r, i, n))
+		rg_poison_pages(r, 0, r->rg_npages);
+	flt_wake(flt_va(r, i), n << PG_SHIFT);
+	return 1;
+}
+
 /* Case 2B: copy the cached page (and, under ADV_SEQUENTIAL, the cached
  * pages right after it, up to FLT_MAXRANGE) into new anons at the COW
- * window and map those; the data reaches the pool before the mapping
- * changes (see flt_cow).  => uvm_lock held, amap private, page i
+ * window and map those (flt_place).  => uvm_lock held, amap private, page i
  * object-mapped.  0 or -errno. */
 static int flt_promote(struct uvm_region *r, size_t i)
 {
@@ -310,28 +344,9 @@ static int flt_promote(struct uvm_region *r, size_t i)
 		    !(nan[n] = anon_alloc(r->rg_cowwin + j)))
 			break;
 	}
-	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
-	if (e) {
-		for (size_t k = 0; k < n; k++)
-			anon_unref(nan[k]);
-		return e;
-	}
-	pool_addr_t was[FLT_MAXRANGE];
-	for (size_t k = 0; k < n; k++) {
-		was[k] = r->rg_map[i + k];
-		rg_setmap(r, i + k, r->rg_cowwin + i + k);
-	}
-	e = rg_remap(r, i, n);
-	if (e) {
-		for (size_t k = 0; k < n; k++) {
-			rg_setmap(r, i + k, was[k]);
-			anon_unref(nan[k]);
-		}
-		if (rg_poison_pages(r, i, n))
-			rg_poison_pages(r, 0, r->rg_npages);
-		flt_wake(flt_va(r, i), n << PG_SHIFT);
-		return 0;
-	}
+	int e = flt_place(r, i, n, nan, buf);
+	if (e)
+		return e < 0 ? e : 0;
 	for (size_t k = 0; k < n; k++)
 		amap_add(r->rg_amap, i + k, nan[k]);
 	r->rg_st.us_fault_2b++;
@@ -405,12 +420,7 @@ static bool flt_cowable(const struct uvm_region *r, size_t j)
 
 /* Case 1B: copy page i (and, under ADV_SEQUENTIAL, the shared pages
  * right after it) into new anons of the COW window, then map them there
- * and wake the faulting threads.  The data reaches the pool before the
- * mapping changes: between mmap and UFFDIO_REGISTER the new mapping is
- * not yet watched, and a thread touching it then must find the right
- * page, not have the kernel allocate a zero one.  If the new pages
- * cannot be mapped, the old anons stay and the pages are poisoned (a
- * mapping must always show its slot's anon: region.c, invariant 2).
+ * (flt_place) and wake the faulting threads.
  * => uvm_lock held, amap private, slot i shared.  0 or -errno. */
 static int flt_cow(struct uvm_region *r, size_t i)
 {
@@ -431,28 +441,9 @@ static int flt_cow(struct uvm_region *r, size_t i)
 			break;
 	}
 	/* pages [i, i+n) are ready */
-	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
-	if (e) {
-		for (size_t k = 0; k < n; k++)
-			anon_unref(nan[k]);
-		return e;
-	}
-	pool_addr_t was[FLT_MAXRANGE];
-	for (size_t k = 0; k < n; k++) {
-		was[k] = r->rg_map[i + k];
-		rg_setmap(r, i + k, r->rg_cowwin + i + k);
-	}
-	e = rg_remap(r, i, n);
-	if (e) {
-		for (size_t k = 0; k < n; k++) {
-			rg_setmap(r, i + k, was[k]);
-			anon_unref(nan[k]);
-		}
-		if (rg_poison_pages(r, i, n))
-			rg_poison_pages(r, 0, r->rg_npages);
-		flt_wake(flt_va(r, i), n << PG_SHIFT);
-		return 0;
-	}
+	int e = flt_place(r, i, n, nan, buf);
+	if (e)
+		return e < 0 ? e : 0;
 	for (size_t k = 0; k < n; k++) {
 		amap_remove(r->rg_amap, i + k);
 		amap_add(r->rg_amap, i + k, nan[k]);

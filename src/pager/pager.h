@@ -27,7 +27,8 @@
  * the pool.  There is a single pager thread, so fault service is serial
  * anyway; the lock orders it against the API calls.  Lock order:
  *
- *       uvm_lock  =>  (nothing: no other lock is taken under it)
+ *       uvm_lock  =>  (nothing of ours; a caller's store may take its
+ *                      own locks in pgo_get/pgo_put, object.c)
  *
  * Rules that keep the faulting threads and the pager apart:
  *   - Nothing holding uvm_lock touches managed memory: page data moves
