@@ -358,3 +358,35 @@ Test(loan, into_errors_change_nothing)
 	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
 	close(fd);
 }
+
+Test(loan, view_survives_fork_and_owner_writes)
+{
+	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 4 * PG, 12);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
+	const unsigned char *v = uvm_loan_base(l);
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		p[0] = 0x99;              /* the child's own write: its copy */
+		for (size_t k = 0; k < 4 * PG; k++)
+			if (v[k] != (unsigned char)(k * 13 + 12))
+				_exit(1);
+		_exit(p[0] == 0x99 ? 0 : 3);
+	}
+	p[1] = 0x98;                      /* the parent writes the owner */
+	cr_assert_eq(write(go[1], "x", 1), 1);
+	cr_assert_eq(pu_wait(pid), 0, "the child's view kept the data");
+	expect(v, 4 * PG, 12);
+	cr_assert_eq(p[0], 12);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+	close(go[0]);
+	close(go[1]);
+}

@@ -342,3 +342,63 @@ Test(object, first_access_is_a_write)
 	cr_assert_eq(b, pattern(5 * PG + 1), "the file never changes");
 	close(fd);
 }
+
+/* Four threads fault on one file region at once: reads of every page,
+ * writes to their own pages (promotions in a private region, in-place
+ * writes in a shared one). */
+struct toucher { unsigned char *p; size_t npages; int t; };
+
+static void *touch_thread(void *arg)
+{
+	struct toucher *a = arg;
+	for (size_t i = 0; i < a->npages; i++) {
+		size_t j = (i * 7 + (size_t)a->t * 13) % a->npages;
+		if (a->p[j * PG] != pattern(j * PG))
+			return (void *)1;
+		if (j % 4 == (size_t)a->t)
+			a->p[j * PG + 8 + (size_t)a->t] = 0xC0 | (unsigned char)a->t;
+	}
+	return NULL;
+}
+
+static void touch_concurrently(struct uvm_region *r, size_t npages)
+{
+	pthread_t th[4];
+	struct toucher a[4];
+	for (int t = 0; t < 4; t++) {
+		a[t] = (struct toucher){ uvm_base(r), npages, t };
+		cr_assert_eq(pthread_create(&th[t], NULL, touch_thread, &a[t]), 0);
+	}
+	for (int t = 0; t < 4; t++) {
+		void *ret;
+		pthread_join(th[t], &ret);
+		cr_assert_null(ret, "thread %d read a wrong byte", t);
+	}
+	unsigned char *p = uvm_base(r);
+	for (size_t j = 0; j < npages; j++) {
+		int t = (int)(j % 4);
+		cr_assert_eq(p[j * PG + 8 + (size_t)t], 0xC0 | t, "page %zu", j);
+		cr_assert_eq(p[j * PG + 100], pattern(j * PG + 100));
+	}
+}
+
+Test(object, concurrent_faults, .timeout = 60)
+{
+	size_t n = 256;
+	int fd = tmpfile_of(n * PG);
+	struct uvm_region *r = uvm_map_file(fd, 0, n * PG, RW, UVM_MAP_PRIVATE);
+	touch_concurrently(r, n);
+	cr_assert_eq(uvm_unmap(r, 0, n * PG), 0);
+	unsigned char b;
+	cr_assert_eq(pread(fd, &b, 1, 8), 1);
+	cr_assert_eq(b, pattern(8), "private: the file never changes");
+
+	r = uvm_map_file(fd, 0, n * PG, RW, UVM_MAP_SHARED);
+	touch_concurrently(r, n);
+	cr_assert_eq(uvm_unmap(r, 0, n * PG), 0);
+	for (size_t j = 0; j < n; j++) {
+		cr_assert_eq(pread(fd, &b, 1, (off_t)(j * PG + 8 + j % 4)), 1);
+		cr_assert_eq(b, 0xC0 | (j % 4), "shared: page %zu written back", j);
+	}
+	close(fd);
+}
