@@ -9,6 +9,8 @@
  *   - read() on a pipe, handler without SA_RESTART: -1 EINTR;
  *   - nanosleep(): -1 EINTR whatever SA_RESTART says, with *rem the time
  *     left (within a margin);
+ *   - waitpid() with SA_RESTART: restarted, returns the child; poll():
+ *     EINTR (never restarted), a loop re-arming the time left ends on time;
  *   - pthread_mutex_lock(): never EINTR; the counter it guards is exact;
  *   - pthread_cond_timedwait(): ETIMEDOUT, never before the deadline,
  *     never EINTR; pthread_cond_wait() never returns EINTR and a
@@ -26,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -324,6 +328,59 @@ static void *nanosleep_storm_thread(void *arg)
 	return NULL;
 }
 
+/* In the storm (SA_RESTART): waitpid (wait4, notified by default) is
+ * restarted and returns the child; poll is never restarted, so it gives
+ * EINTR or 0, and a loop re-arming the remaining time ends on time. */
+static void *wait_poll_thread(void *arg)
+{
+	(void)arg;
+	join_storm();
+	for (int i = 0; i < 3; i++) {
+		pid_t c = fork();
+		if (c == 0) {
+			struct timespec ts = { 0, 300 * 1000000 };
+			while (nanosleep(&ts, &ts) < 0)
+				;
+			_exit(5);
+		}
+		int st = 0;
+		pid_t r = waitpid(c, &st, 0);
+		int e = errno;
+		CHECK(r == c, "waitpid with SA_RESTART returned %d (%s)", (int)r,
+		      r < 0 ? strerror(e) : "other");
+		if (r != c)
+			waitpid(c, &st, 0);
+		else
+			CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5,
+			      "child status %#x", st);
+	}
+	int p[2];
+	if (pipe(p) < 0)
+		abort();
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	long t0 = now_ms(), left = 300, eintr = 0;
+	for (;;) {
+		int r = poll(&pf, 1, (int)left);
+		if (r < 0) {
+			CHECK(errno == EINTR, "poll: %s", strerror(errno));
+			eintr++;
+		} else {
+			CHECK(r == 0, "poll on an empty pipe returned %d", r);
+			break;
+		}
+		left = 300 - (now_ms() - t0);
+		if (left <= 0)
+			break;
+	}
+	long took = now_ms() - t0;
+	CHECK(eintr > 0, "poll in the storm never returned EINTR");
+	CHECK(took >= 299 && took < 2300, "poll loop of 300 ms took %ld ms", took);
+	close(p[0]);
+	close(p[1]);
+	leave_storm();
+	return NULL;
+}
+
 static long tracer_pid(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -365,7 +422,7 @@ int main(int argc, char **argv)
 	void *(*workers[])(void *) = {
 		mutex_thread, mutex_thread, mutex_thread, consumer_thread,
 		producer_thread, timedwait_thread, read_restart_thread,
-		nanosleep_storm_thread,
+		nanosleep_storm_thread, wait_poll_thread,
 	};
 	enum { NW = sizeof workers / sizeof workers[0] };
 	pthread_t w[NW], st;
