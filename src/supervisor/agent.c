@@ -178,6 +178,10 @@ static struct agent_watch {
 	int aw_listener;              /* written before aw_ready = AW_GO */
 	bool aw_learn;                /* expect the learning call */
 	uint32_t aw_ready;            /* futex word; release/acquire */
+	uint32_t aw_started;          /* futex word: the thread is running
+	                                 agent_watchdog() (its runtime's
+	                                 thread setup is over) */
+	pthread_t aw_thread;
 } ag_watch;
 
 /* The learning call: a zero clock_nanosleep, if the set notifies it. */
@@ -193,6 +197,9 @@ static void *agent_watchdog(void *arg)
 {
 	struct agent_watch *w = arg;
 	uint32_t st;
+	__atomic_store_n(&w->aw_started, 1, __ATOMIC_RELEASE);
+	(void)sv_raw_syscall(SYS_futex, (long)&w->aw_started,
+	                     FUTEX_WAKE_PRIVATE, 1, 0, 0);
 	while ((st = __atomic_load_n(&w->aw_ready, __ATOMIC_ACQUIRE)) == AW_WAIT)
 		(void)sv_raw_syscall(SYS_futex, (long)&w->aw_ready,
 		                     FUTEX_WAIT_PRIVATE, AW_WAIT, 0, 0);
@@ -221,23 +228,34 @@ orphan:
 	return NULL;
 }
 
+/* The image may fork as soon as we return (a fork child's handler runs
+ * this), and a fork copies whatever locks another thread holds at that
+ * moment, e.g. a sanitizer allocator's, which the thread setup of the
+ * runtime takes (ASan has no fork handler for them): the child would
+ * block on a lock nobody will release.  So the watchdog is joinable and
+ * we return only once its setup is over; agent_release_watchdog() joins
+ * a watchdog that quits, for the same reason. */
 static int agent_start_watchdog(int conn)
 {
 	ag_watch.aw_conn = conn;
 	ag_watch.aw_listener = -1;
 	ag_watch.aw_ready = AW_WAIT;
+	ag_watch.aw_started = 0;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setstacksize(&a, 64 * 1024);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_t t;
-	int e = ag.ag_create(&t, &a, agent_watchdog, &ag_watch);
+	int e = ag.ag_create(&ag_watch.aw_thread, &a, agent_watchdog, &ag_watch);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&a);
-	return -e;
+	if (e)
+		return -e;
+	while (!__atomic_load_n(&ag_watch.aw_started, __ATOMIC_ACQUIRE))
+		(void)sv_raw_syscall(SYS_futex, (long)&ag_watch.aw_started,
+		                     FUTEX_WAIT_PRIVATE, 0, 0, 0);
+	return 0;
 }
 
 /* listener >= 0: go; -1: the watchdog is not needed after all. */
@@ -249,6 +267,10 @@ static void agent_release_watchdog(int listener)
 	                 __ATOMIC_RELEASE);
 	(void)syscall(SYS_futex, &ag_watch.aw_ready, FUTEX_WAKE_PRIVATE, 1,
 	              NULL, NULL, 0);
+	if (listener >= 0)
+		(void)pthread_detach(ag_watch.aw_thread);
+	else
+		(void)pthread_join(ag_watch.aw_thread, NULL);
 }
 
 static void agent_send_hello(bool forked)
