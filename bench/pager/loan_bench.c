@@ -9,9 +9,14 @@
  *                 every round, so its pages are write-protected already;
  *                 "just written" loans a region whose every page was
  *                 written since (the loan must protect them all).
+ *                 "first read" adds the consumer's first read of one byte
+ *                 per page of the view: the loan does not populate the
+ *                 view, so that read pays its minor faults.
  *   writev        hand N bytes to a pipe drained by another process:
  *                 memcpy into a buffer + writev, against loan + writev of
- *                 the view + unloan; N from 4 KiB to 64 MiB.  The
+ *                 the view + unloan, and loan + vmsplice of the view (the
+ *                 pipe references the pages; the unloan waits for the
+ *                 reader's acknowledgement); N from 4 KiB to 64 MiB.  The
  *                 break-even size is the smallest N from which the loan
  *                 wins at every larger size measured.
  *   file touch    read (or write) one byte of each page of a fresh 64 MiB
@@ -73,12 +78,24 @@ static void *prefaulted(size_t len)
 
 /* ---- loan vs memcpy ------------------------------------------------- */
 
+/* Read one byte of each page of the view: the consumer's first touch,
+ * which fills the view's page tables (the loan does not populate them). */
+static double first_read(const struct uvm_loan *l, size_t len)
+{
+	const volatile char *v = uvm_loan_base(l);
+	double t0 = now_ns();
+	for (size_t o = 0; o < len; o += PG)
+		(void)v[o];
+	return now_ns() - t0;
+}
+
 static void bench_loan16(int rounds)
 {
 	size_t len = 16 * MIB;
 	struct uvm_region *r = populated(len);
 	char *dst = prefaulted(len);
-	double cp[MAXROUNDS], ln[MAXROUNDS], lu[MAXROUNDS], cold[MAXROUNDS];
+	double cp[MAXROUNDS], ln[MAXROUNDS], lu[MAXROUNDS], lr[MAXROUNDS],
+	       cold[MAXROUNDS], coldr[MAXROUNDS];
 	for (int k = 0; k < rounds; k++) {
 		/* a region just written: every page writable, so the loan
 		 * must write-protect all of them */
@@ -86,8 +103,11 @@ static void bench_loan16(int rounds)
 		double c0 = now_ns();
 		struct uvm_loan *wl = uvm_loan_view(w, 0, len);
 		cold[k] = now_ns() - c0;
-		if (!wl || uvm_unloan(wl))
+		if (!wl)
 			die("loan");
+		coldr[k] = cold[k] + first_read(wl, len);
+		if (uvm_unloan(wl))
+			die("unloan");
 		uvm_unmap(w, 0, len);
 		double t0 = now_ns();
 		memcpy(dst, uvm_base(r), len);
@@ -97,20 +117,33 @@ static void bench_loan16(int rounds)
 		if (!l || uvm_unloan(l))
 			die("loan");
 		double t3 = now_ns();
+		l = uvm_loan_view(r, 0, len);
+		if (!l)
+			die("loan");
+		double t4 = now_ns();
+		lr[k] = t4 - t3 + first_read(l, len);
+		if (uvm_unloan(l))
+			die("unloan");
 		cp[k] = t1 - t0;
 		ln[k] = t2 - t1;
 		lu[k] = t3 - t1;
 	}
-	double c = median(cp, rounds), a = median(ln, rounds),
-	       b = median(lu, rounds), f = median(cold, rounds);
+	double c = median(cp, rounds);
+	static const char *names[] = {
+		"memcpy 16 MiB",
+		"uvm_loan_view",
+		"uvm_loan_view + uvm_unloan",
+		"uvm_loan_view + first read",
+		"uvm_loan_view, just written",
+		"same + first read",
+	};
+	const double *v[] = { cp, ln, lu, lr, cold, coldr };
 	printf("## loan vs memcpy, 16 MiB (%d rounds, medians)\n", rounds);
-	printf("%-28s %12s %8s\n", "variant", "us", "ratio");
-	printf("%-28s %12.1f %8.3f\n", "memcpy 16 MiB", c / 1e3, 1.0);
-	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view", a / 1e3, a / c);
-	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view + uvm_unloan",
-	       b / 1e3, b / c);
-	printf("%-28s %12.1f %8.3f\n", "uvm_loan_view, just written",
-	       f / 1e3, f / c);
+	printf("%-30s %12s %8s\n", "variant", "us", "ratio");
+	for (int i = 0; i < 6; i++) {
+		double m = median(v[i], rounds);
+		printf("%-30s %12.1f %8.3f\n", names[i], m / 1e3, m / c);
+	}
 	munmap(dst, len);
 	uvm_unmap(r, 0, len);
 }
@@ -161,15 +194,63 @@ static pid_t drainer(int rfd, int ack, int wfd_close)
 	}
 }
 
-/* Send n bytes as one message (length, then data) and wait for the
- * drainer's acknowledgement. */
-static void send_msg(int wfd, int ackr, const char *p, size_t n)
+/* Hand [p, p+n) to the pipe by reference: vmsplice() without
+ * SPLICE_F_GIFT makes the pipe buffers point at the pages themselves, so
+ * the only copy is the reader's read().  Safe for a loan view as long as
+ * the loan lives until the reader has drained the pipe: the loan keeps
+ * the pages copy-on-write, so the owner's writes meanwhile go to copies. */
+static void splice_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		struct iovec iov = { (void *)p, n };
+		ssize_t w = vmsplice(fd, &iov, 1, 0);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die("vmsplice");
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Send n bytes as one message (length, then data, written or spliced)
+ * and wait for the drainer's acknowledgement: the pipe is drained when
+ * this returns. */
+static void send_msg(int wfd, int ackr, const char *p, size_t n, int splice)
 {
 	write_all(wfd, (const char *)&n, sizeof n);
-	write_all(wfd, p, n);
+	if (splice)
+		splice_all(wfd, p, n);
+	else
+		write_all(wfd, p, n);
 	char c;
 	if (read(ackr, &c, 1) != 1)
 		die("ack");
+}
+
+/* Smallest size from which variant v wins at every larger size measured,
+ * or 0. */
+static size_t breakeven_of(const double *ratio, const size_t *size, int n)
+{
+	size_t be = 0;
+	for (int i = 0; i < n; i++) {
+		if (ratio[i] <= 1.0 && !be)
+			be = size[i];
+		else if (ratio[i] > 1.0)
+			be = 0;
+	}
+	return be;
+}
+
+static void print_breakeven(const char *what, size_t be)
+{
+	if (be)
+		printf("break-even, %s: the loan wins from %zu KiB up\n", what,
+		       be / 1024);
+	else
+		printf("break-even, %s: not reached up to the largest size\n",
+		       what);
 }
 
 static void bench_writev(int rounds, size_t maxlen)
@@ -183,50 +264,58 @@ static void bench_writev(int rounds, size_t maxlen)
 	close(a[1]);
 	struct uvm_region *r = populated(maxlen);
 	char *buf = prefaulted(maxlen);
-	printf("\n## loan + writev vs memcpy + writev to a pipe "
-	       "(%d rounds, medians)\n", rounds);
-	printf("%-10s %14s %14s %8s\n", "size", "memcpy us", "loan us",
-	       "ratio");
-	size_t breakeven = 0;
-	for (size_t n = 4096; n <= maxlen; n *= 4) {
-		double cp[MAXROUNDS], ln[MAXROUNDS];
+	printf("\n## memcpy + writev vs loan + writev vs loan + vmsplice to a "
+	       "pipe (%d rounds, medians, us per message)\n", rounds);
+	printf("%-10s %12s %12s %8s %12s %8s\n", "size", "memcpy+wv",
+	       "loan+wv", "ratio", "loan+vmspl", "ratio");
+	double rw[16], rs[16];
+	size_t sz[16];
+	int nsz = 0;
+	for (size_t n = 4096; n <= maxlen && nsz < 16; n *= 4, nsz++) {
+		double cp[MAXROUNDS], ln[MAXROUNDS], sp[MAXROUNDS];
 		int reps = n <= 256 * 1024 ? 64 : 1;
 		for (int k = 0; k < rounds; k++) {
 			double t0 = now_ns();
 			for (int i = 0; i < reps; i++) {
 				memcpy(buf, uvm_base(r), n);
-				send_msg(d[1], a[0], buf, n);
+				send_msg(d[1], a[0], buf, n, 0);
 			}
 			double t1 = now_ns();
 			for (int i = 0; i < reps; i++) {
 				struct uvm_loan *l = uvm_loan_view(r, 0, n);
 				if (!l)
 					die("uvm_loan_view");
-				send_msg(d[1], a[0], uvm_loan_base(l), n);
+				send_msg(d[1], a[0], uvm_loan_base(l), n, 0);
 				uvm_unloan(l);
 			}
 			double t2 = now_ns();
+			for (int i = 0; i < reps; i++) {
+				struct uvm_loan *l = uvm_loan_view(r, 0, n);
+				if (!l)
+					die("uvm_loan_view");
+				send_msg(d[1], a[0], uvm_loan_base(l), n, 1);
+				uvm_unloan(l);   /* drained: send_msg waited */
+			}
+			double t3 = now_ns();
 			cp[k] = (t1 - t0) / reps;
 			ln[k] = (t2 - t1) / reps;
+			sp[k] = (t3 - t2) / reps;
 		}
-		double c = median(cp, rounds), l = median(ln, rounds);
-		if (l <= c && !breakeven)
-			breakeven = n;
-		else if (l > c)
-			breakeven = 0;
-		char sz[32];
+		double c = median(cp, rounds), l = median(ln, rounds),
+		       s = median(sp, rounds);
+		rw[nsz] = l / c;
+		rs[nsz] = s / c;
+		sz[nsz] = n;
+		char nm[32];
 		if (n >= MIB)
-			snprintf(sz, sizeof sz, "%zu MiB", n / MIB);
+			snprintf(nm, sizeof nm, "%zu MiB", n / MIB);
 		else
-			snprintf(sz, sizeof sz, "%zu KiB", n / 1024);
-		printf("%-10s %14.1f %14.1f %8.3f\n", sz, c / 1e3, l / 1e3,
-		       l / c);
+			snprintf(nm, sizeof nm, "%zu KiB", n / 1024);
+		printf("%-10s %12.1f %12.1f %8.3f %12.1f %8.3f\n", nm, c / 1e3,
+		       l / 1e3, l / c, s / 1e3, s / c);
 	}
-	if (breakeven)
-		printf("break-even: loan wins from %zu KiB up\n",
-		       breakeven / 1024);
-	else
-		printf("break-even: not reached up to the largest size\n");
+	print_breakeven("writev", breakeven_of(rw, sz, nsz));
+	print_breakeven("vmsplice", breakeven_of(rs, sz, nsz));
 	close(d[1]);
 	close(a[0]);
 	waitpid(pid, NULL, 0);
