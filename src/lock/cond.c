@@ -29,12 +29,14 @@
  * Semantics: signal wakes at least one waiter that entered before it
  * (one futex wake); broadcast wakes all (no requeue onto the mutex: the
  * woken threads contend for it, which the owner policy handles by
- * spinning on a running holder).  Spurious wake-ups happen (signals,
- * EINTR) and are allowed by POSIX.  A wait that times out while a
+ * spinning on a running holder).  A signal handled during the wait does
+ * not end it (the sleep is redone, see lk_cond_sleep), so a wait returns
+ * 0 only after a signal or broadcast, as glibc's does; POSIX would allow
+ * spurious wake-ups, programs do not expect them.  A wait that times out while a
  * signal was sent after it started returns 0, so that signal is not
  * lost.  Timeouts on CLOCK_REALTIME are converted to a relative sleep
  * and re-checked against the clock; a clock step during the wait only
- * moves the wake-up, as a spurious wake-up would.
+ * moves the wake-up: an early return sleeps again.
  *
  * Cancellation: the futex sleep runs with asynchronous cancellation
  * enabled (as glibc does); the cleanup handler leaves the condvar and
@@ -117,8 +119,37 @@ static void lk_cond_cancelled(void *arg)
 }
 
 /*
+ * Sleep until lc_seq moves away from seq (a signal or broadcast), the
+ * futex is woken, or dl passes.  A signal delivered to the thread
+ * (EINTR), or a relative sleep that ended while a CLOCK_REALTIME
+ * deadline is still ahead (the clock was set back), sleeps again: the
+ * program sees a return only for a wake-up or a real timeout, as with
+ * glibc's condvar.
+ * => 0 (signalled, or woken), -ETIMEDOUT.
+ */
+static long lk_cond_sleep(struct lk_cond *c, uint32_t seq,
+                          const struct lk_deadline *dl)
+{
+	for (;;) {
+		long r = lk_park(&c->lc_seq, seq, dl, true);
+		/* Acquire: pairs with the seq_cst add of lk_cond_wake. */
+		if (__atomic_load_n(&c->lc_seq, __ATOMIC_ACQUIRE) != seq)
+			return 0;   /* also a signal that raced with the timeout */
+		if (r == 0)
+			return 0;   /* a wake-up meant for us */
+		if (r == -ETIMEDOUT) {
+			struct timespec rel;
+			if (!dl || !dl->dl_abs || !lk_deadline_left(dl, &rel))
+				return -ETIMEDOUT;
+		}
+		/* -EINTR, -EAGAIN with lc_seq back at seq (2^32 wrap), or
+		 * an early relative timeout: sleep again. */
+	}
+}
+
+/*
  * => m held by the caller (as ops see it); dl NULL or a valid deadline.
- * => 0 (signalled or spurious), ETIMEDOUT, or the mutex's own error
+ * => 0 (signalled or woken), ETIMEDOUT, or the mutex's own error
  *    (EPERM from releasing a mutex we do not hold, EOWNERDEAD from
  *    retaking a robust one); m held again except after an EPERM.
  */
@@ -138,12 +169,9 @@ int lk_cond_wait(struct lk_cond *c, pthread_mutex_t *m,
 	int oldtype;
 	pthread_cleanup_push(lk_cond_cancelled, &w);
 	(void)pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
-	r = lk_park(&c->lc_seq, seq, dl, true);
+	r = lk_cond_sleep(c, seq, dl);
 	(void)pthread_setcanceltype(oldtype, NULL);
 	pthread_cleanup_pop(0);
-	if (r == -ETIMEDOUT &&
-	    __atomic_load_n(&c->lc_seq, __ATOMIC_ACQUIRE) != seq)
-		r = 0;      /* a signal raced with the timeout: take it */
 	lk_cond_leave(c);
 	err = ops->lock(m);
 	if (err)

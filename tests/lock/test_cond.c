@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "lock/lock.h"
@@ -316,4 +317,130 @@ Test(lock_cond, pshared_cond_goes_to_glibc)
 	             "documented: shared condvar with a replaced mutex");
 	sc_lock_mutex_unlock(&priv);
 	cr_assert_eq(sc_lock_cond_destroy(&c), 0);
+}
+
+/*
+ * A 1 kHz signal storm (handler without SA_RESTART, so each signal
+ * interrupts the futex sleep with EINTR) against condvar waiters that
+ * nobody signals: a wait returns only when signalled, so no waiter may
+ * return at all, and a timed wait returns only with ETIMEDOUT, never
+ * before its deadline.  Native glibc behaves the same way.
+ */
+#define STORM_WAITERS 3
+
+struct storm {
+	pthread_mutex_t s_m;
+	pthread_cond_t s_c;
+	clockid_t s_clock;        /* timed waits on this clock; -1: untimed */
+	int s_stop;               /* under s_m */
+	int s_returns;            /* untimed: returns before s_stop; under s_m */
+	int s_early;              /* timed: returns before the deadline */
+	int s_not_timedout;       /* timed: returns other than ETIMEDOUT */
+	int s_timedout;           /* timed: ETIMEDOUT returns */
+	int s_ready;              /* atomic: waiters started */
+};
+
+static int storm_hits;        /* atomic: signals handled */
+
+static void storm_handler(int sig)
+{
+	(void)sig;
+	__atomic_add_fetch(&storm_hits, 1, __ATOMIC_RELAXED);
+}
+
+static void *storm_waiter(void *arg)
+{
+	struct storm *s = arg;
+	sc_lock_mutex_lock(&s->s_m);
+	__atomic_add_fetch(&s->s_ready, 1, __ATOMIC_RELEASE);
+	while (!s->s_stop) {
+		if (s->s_clock < 0) {
+			int r = sc_lock_cond_wait(&s->s_c, &s->s_m);
+			if (!s->s_stop && r == 0)
+				s->s_returns++;
+			continue;
+		}
+		struct timespec dl = lt_after_ms(s->s_clock, 60), now;
+		int r = sc_lock_cond_clockwait(&s->s_c, &s->s_m, s->s_clock, &dl);
+		clock_gettime(s->s_clock, &now);
+		if (s->s_stop)
+			break;
+		if (r != ETIMEDOUT)
+			s->s_not_timedout++;
+		else
+			s->s_timedout++;
+		if (now.tv_sec < dl.tv_sec ||
+		    (now.tv_sec == dl.tv_sec && now.tv_nsec < dl.tv_nsec))
+			s->s_early++;
+	}
+	sc_lock_mutex_unlock(&s->s_m);
+	return NULL;
+}
+
+/* Start the waiters, signal each of them every millisecond for ms (and
+ * on, up to 10 s, until 300 signals were handled: a loaded machine
+ * delivers fewer), stop them; => the number of signals handled. */
+static int storm_run(struct storm *s, int policy, long ms)
+{
+	lk_set_policy(policy);
+	struct sigaction sa = { .sa_handler = storm_handler };   /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	__atomic_store_n(&storm_hits, 0, __ATOMIC_RELAXED);
+	pthread_t t[STORM_WAITERS];
+	for (int i = 0; i < STORM_WAITERS; i++)
+		pthread_create(&t[i], NULL, storm_waiter, s);
+	while (__atomic_load_n(&s->s_ready, __ATOMIC_ACQUIRE) < STORM_WAITERS)
+		lt_sleep_ms(1);
+	int64_t t0 = lt_now_ms(CLOCK_MONOTONIC);
+	for (;;) {
+		int64_t el = lt_now_ms(CLOCK_MONOTONIC) - t0;
+		if (el >= 10000 || (el >= ms &&
+		    __atomic_load_n(&storm_hits, __ATOMIC_RELAXED) >= 300))
+			break;
+		for (int i = 0; i < STORM_WAITERS; i++)
+			pthread_kill(t[i], SIGUSR1);
+		struct timespec d = { 0, 1000000 };
+		nanosleep(&d, NULL);
+	}
+	sc_lock_mutex_lock(&s->s_m);
+	s->s_stop = 1;
+	sc_lock_cond_broadcast(&s->s_c);
+	sc_lock_mutex_unlock(&s->s_m);
+	for (int i = 0; i < STORM_WAITERS; i++)
+		pthread_join(t[i], NULL);
+	return __atomic_load_n(&storm_hits, __ATOMIC_RELAXED);
+}
+
+static void storm_wait_case(int policy)
+{
+	struct storm s = { .s_m = PTHREAD_MUTEX_INITIALIZER,
+	                   .s_c = PTHREAD_COND_INITIALIZER, .s_clock = -1 };
+	int hits = storm_run(&s, policy, 500);
+	cr_assert_geq(hits, 100, "the storm reached the waiters (%d signals)", hits);
+	cr_assert_eq(s.s_returns, 0, "%d returns from an unsignalled wait under "
+	             "%d signals", s.s_returns, hits);
+}
+
+static void storm_timedwait_case(int policy, clockid_t clock)
+{
+	struct storm s = { .s_m = PTHREAD_MUTEX_INITIALIZER,
+	                   .s_c = PTHREAD_COND_INITIALIZER, .s_clock = clock };
+	int hits = storm_run(&s, policy, 500);
+	cr_assert_geq(hits, 100, "the storm reached the waiters (%d signals)", hits);
+	cr_assert_gt(s.s_timedout, 0);
+	cr_assert_eq(s.s_not_timedout, 0, "%d timed waits returned without "
+	             "ETIMEDOUT (%d timed out)", s.s_not_timedout, s.s_timedout);
+	cr_assert_eq(s.s_early, 0, "%d timed waits returned early", s.s_early);
+}
+
+Test(lock_cond, signal_storm_wait_owner) { storm_wait_case(LK_OWNER); }
+Test(lock_cond, signal_storm_wait_park)  { storm_wait_case(LK_PARK); }
+Test(lock_cond, signal_storm_timedwait_realtime)
+{
+	storm_timedwait_case(LK_OWNER, CLOCK_REALTIME);
+}
+Test(lock_cond, signal_storm_timedwait_monotonic)
+{
+	storm_timedwait_case(LK_PARK, CLOCK_MONOTONIC);
 }
