@@ -108,6 +108,7 @@ int prof_init_from_env(void)
 	c.pc_max_sites = env_uint("SCHEDCTL_PROFILE_MAX_SITES", 16384, 16, 1u << 20);
 	c.pc_hold_sample = env_uint("SCHEDCTL_PROFILE_HOLD_SAMPLE", 1, 1, 1u << 20);
 	c.pc_max_stacks = env_uint("SCHEDCTL_PROFILE_MAX_STACKS", 16384, 16, 1u << 20);
+	c.pc_max_threads = env_uint("SCHEDCTL_PROFILE_MAX_THREADS", 4096, 16, 1u << 20);
 	c.pc_trace_events = env_uint("SCHEDCTL_TRACE_EVENTS", 1u << 20, 1024, 1u << 26);
 	c.pc_trace_interval_us = env_uint("SCHEDCTL_TRACE_INTERVAL_US", 1000, 50,
 	                                  1000000);

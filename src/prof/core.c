@@ -9,6 +9,12 @@
  *     (relaxed).  A prof_thread goes back to the free list when its
  *     thread exits (pthread key destructor), after its counters were
  *     added to the shared records.
+ *   - A thread gets at most one prof_thread per life: once its destructor
+ *     gave it back (tls_gone), locks the thread still takes (in later
+ *     key destructors, e.g. libunwind's cache, which re-arms its key
+ *     until the last destructor round and then takes a mutex) count in
+ *     the shared records only.  A record taken there could never be
+ *     given back: no destructor round would run for it.
  *   - tls_busy > 0: the thread is inside the profiler (or is its agent):
  *     every hook returns at once, so locks taken by libunwind, liburcu or
  *     the report code on this thread are not profiled and cannot recurse.
@@ -30,6 +36,8 @@ __thread const void *prof_caller_tls __attribute__((tls_model("initial-exec")));
 
 static __thread struct prof_thread *tls_pt __attribute__((tls_model("initial-exec")));
 static __thread unsigned tls_busy __attribute__((tls_model("initial-exec")));
+/* Set when this thread's record went back at exit (never cleared). */
+static __thread bool tls_gone __attribute__((tls_model("initial-exec")));
 static struct sc_ilock prof_thr_lock = SC_ILOCK_INIT;
 static struct prof_thread *prof_free_thr;   /* under prof_thr_lock */
 static pthread_key_t prof_key;
@@ -89,6 +97,7 @@ static void thread_release(void *arg)
 
 static void thread_exit_destructor(void *arg)
 {
+	tls_gone = true;
 	thread_release(arg);
 }
 
@@ -102,6 +111,8 @@ struct prof_thread *prof_self(void)
 	struct prof_thread *pt = tls_pt;
 	if (__builtin_expect(pt != NULL, 1))
 		return pt;
+	if (tls_gone)
+		return NULL;     /* exiting: shared records only, see above */
 	sc_ilock_acquire(&prof_thr_lock);
 	pt = prof_free_thr;
 	if (pt)

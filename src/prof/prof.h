@@ -248,6 +248,8 @@ struct prof_config {
 	unsigned    pc_max_locks;
 	unsigned    pc_max_sites;
 	unsigned    pc_max_stacks;
+	unsigned    pc_max_threads; /* per-thread records (0: 4096); more
+	                               live threads count as overflow */
 	unsigned    pc_hold_sample; /* time 1 in N uncontended holds (0, 1: all) */
 	unsigned    pc_trace_events;
 	unsigned    pc_trace_interval_us;

@@ -148,7 +148,7 @@ int prof_core_init(const struct prof_config *cfg)
 	g->g_cfg = *cfg;
 	unsigned nl = cfg->pc_max_locks, ns = cfg->pc_max_sites;
 	g->g_sitecap = ns + nl + 1;
-	g->g_maxthr = 4096;
+	g->g_maxthr = cfg->pc_max_threads ? cfg->pc_max_threads : 4096;
 	g->g_maxtid = 1u << 22;
 	g->g_lockpool = pool_map(nl + 1, sizeof *g->g_lockpool);
 	g->g_sitepool = pool_map(g->g_sitecap, sizeof *g->g_sitepool);
