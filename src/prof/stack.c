@@ -36,6 +36,8 @@
 
 static uintptr_t self_lo, self_hi;   /* our object's mapped range */
 
+static int raw_backtrace(void **raw, int max);
+
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
@@ -61,7 +63,7 @@ void prof_stack_init(void)
 {
 	dl_iterate_phdr(find_self, (void *)(uintptr_t)&prof_stack_init);
 	void *warm[4];
-	(void)unw_backtrace(warm, 4);   /* libunwind's caches, made now */
+	(void)raw_backtrace(warm, 4);   /* libunwind's caches, made now */
 }
 
 uint64_t prof_stack_hash(const uintptr_t *pc, int n)
@@ -75,13 +77,43 @@ uint64_t prof_stack_hash(const uintptr_t *pc, int n)
 	return h;
 }
 
+#if defined(__SANITIZE_THREAD__)
+/*
+ * Under ThreadSanitizer (./dev tsan): unw_backtrace() keeps a per-thread
+ * trace cache whose pthread key destructor re-arms itself until the last
+ * destructor round and then locks a mutex, after TSan has torn down the
+ * exiting thread's state: TSan crashes there.  Step the frames instead
+ * (no per-thread cache; slower, which only a TSan build pays).
+ */
+static int raw_backtrace(void **raw, int max)
+{
+	unw_context_t uc;
+	unw_cursor_t cur;
+	if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+		return 0;
+	int n = 0;
+	while (n < max && unw_step(&cur) > 0) {
+		unw_word_t ip = 0;
+		if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || !ip)
+			break;
+		raw[n++] = (void *)(uintptr_t)ip;
+	}
+	return n;
+}
+#else
+static int raw_backtrace(void **raw, int max)
+{
+	return unw_backtrace(raw, max);
+}
+#endif
+
 int prof_backtrace(uintptr_t from, uintptr_t *pc, int max)
 {
 	void *raw[64];
 	/* libunwind may lock a mutex of its own, through the preload's
 	 * wrapper, which notes that call site as this thread's: keep ours. */
 	const void *caller = prof_caller_tls;
-	int n = unw_backtrace(raw, 64);
+	int n = raw_backtrace(raw, 64);
 	prof_caller_tls = caller;
 	int i = 0;
 	if (from) {
