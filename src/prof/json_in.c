@@ -460,72 +460,89 @@ static const struct jv *array_at(struct jm *m, const struct jv *o, const char *k
 	return a;
 }
 
-static bool frames_at(struct jm *m, const struct jv *o, struct prof_sstack *k)
+/* Reads one item of an array into elem, the i-th element of its copy. */
+typedef bool (*item_fn)(struct jm *m, const struct jv *item, void *elem,
+                        size_t i, void *ctx);
+
+/* Member k of o, an array: a zeroed copy of as many elements of size sz
+ * in *out, each read by one(); *n counts the elements read, so a caller
+ * frees exactly those on failure.  False (and an error) at the first
+ * item that fails. */
+static bool items_at(struct jm *m, const struct jv *o, const char *k,
+                     size_t sz, void **out, size_t *n, item_fn one, void *ctx)
 {
-	const struct jv *a = array_at(m, o, "frames", sizeof *k->k_frames,
-	                              (void **)&k->k_frames);
+	const struct jv *a = array_at(m, o, k, sz, out);
 	if (!a)
 		return false;
 	for (size_t i = 0; i < a->n; i++) {
-		k->k_n = i + 1;
-		if (!frame_at(m, &a->v[i], &k->k_frames[i]))
+		*n = i + 1;
+		if (!one(m, &a->v[i], (char *)*out + i * sz, i, ctx))
 			return false;
 	}
 	return true;
 }
 
-static bool site_at(struct jm *m, const struct jv *o, struct prof_ssite *s)
+static bool frame_item(struct jm *m, const struct jv *it, void *elem, size_t i,
+                       void *ctx)
 {
+	(void)i, (void)ctx;
+	return frame_at(m, it, elem);
+}
+
+static bool stack_item(struct jm *m, const struct jv *it, void *elem, size_t i,
+                       void *ctx)
+{
+	struct prof_sstack *k = elem;
+	(void)i, (void)ctx;
+	return u64_at(m, it, "samples", &k->k_samples, false) &&
+	       items_at(m, it, "frames", sizeof *k->k_frames,
+	                (void **)&k->k_frames, &k->k_n, frame_item, NULL);
+}
+
+static bool blocker_item(struct jm *m, const struct jv *it, void *elem,
+                         size_t i, void *ctx)
+{
+	struct prof_sblocker *b = elem;
+	uint64_t tid;
+	(void)i, (void)ctx;
+	if (!u64_at(m, it, "tid", &tid, false) ||
+	    !u64_at(m, it, "count", &b->b_n, false) ||
+	    !frame_at(m, prof_jv_get(it, "site"), &b->b_site))
+		return false;
+	b->b_tid = tid > INT32_MAX ? 0 : (int32_t)tid;
+	return true;
+}
+
+static bool site_item(struct jm *m, const struct jv *o, void *elem, size_t i,
+                      void *ctx)
+{
+	struct prof_ssite *s = elem;
+	snprintf(m->where, sizeof m->where, "locks[%zu].sites[%zu]",
+	         *(const size_t *)ctx, i);
 	const struct jv *ov = prof_jv_get(o, "overflow");
 	s->s_overflow = ov && ov->t == JV_BOOL && ov->b;
-	if (!frame_at(m, prof_jv_get(o, "site"), &s->s_where) || !counts_at(m, o, &s->s_c) ||
-	    !u64_at(m, o, "stacks_other", &s->s_stacks_other, false) ||
-	    !u64_at(m, o, "blocked_by_other", &s->s_blk_other, false))
-		return false;
-	const struct jv *st = array_at(m, o, "stacks", sizeof *s->s_stacks,
-	                               (void **)&s->s_stacks);
-	const struct jv *bl = st ? array_at(m, o, "blocked_by", sizeof *s->s_blk,
-	                                    (void **)&s->s_blk) : NULL;
-	if (!bl)
-		return false;
-	for (size_t i = 0; i < st->n; i++) {
-		s->s_nstacks = i + 1;
-		if (!u64_at(m, &st->v[i], "samples", &s->s_stacks[i].k_samples, false) ||
-		    !frames_at(m, &st->v[i], &s->s_stacks[i]))
-			return false;
-	}
-	for (size_t i = 0; i < bl->n; i++) {
-		uint64_t tid;
-		s->s_nblk = i + 1;
-		if (!u64_at(m, &bl->v[i], "tid", &tid, false) ||
-		    !u64_at(m, &bl->v[i], "count", &s->s_blk[i].b_n, false) ||
-		    !frame_at(m, prof_jv_get(&bl->v[i], "site"), &s->s_blk[i].b_site))
-			return false;
-		s->s_blk[i].b_tid = tid > INT32_MAX ? 0 : (int32_t)tid;
-	}
-	return true;
+	return frame_at(m, prof_jv_get(o, "site"), &s->s_where) &&
+	       counts_at(m, o, &s->s_c) &&
+	       u64_at(m, o, "stacks_other", &s->s_stacks_other, false) &&
+	       u64_at(m, o, "blocked_by_other", &s->s_blk_other, false) &&
+	       items_at(m, o, "stacks", sizeof *s->s_stacks, (void **)&s->s_stacks,
+	                &s->s_nstacks, stack_item, NULL) &&
+	       items_at(m, o, "blocked_by", sizeof *s->s_blk, (void **)&s->s_blk,
+	                &s->s_nblk, blocker_item, NULL);
 }
 
-static bool lock_at(struct jm *m, const struct jv *o, struct prof_slock *l,
-                    size_t li)
+static bool lock_item(struct jm *m, const struct jv *o, void *elem, size_t li,
+                      void *ctx)
 {
+	struct prof_slock *l = elem;
+	(void)ctx;
 	const struct jv *ov = prof_jv_get(o, "overflow");
 	l->l_overflow = ov && ov->t == JV_BOOL && ov->b;
 	snprintf(m->where, sizeof m->where, "locks[%zu]", li);
-	if (!hex_at(m, o, "address", &l->l_addr) || !str_at(m, o, "name", &l->l_name) ||
-	    !counts_at(m, o, &l->l_c))
-		return false;
-	const struct jv *ss = array_at(m, o, "sites", sizeof *l->l_sites,
-	                               (void **)&l->l_sites);
-	if (!ss)
-		return false;
-	for (size_t i = 0; i < ss->n; i++) {
-		snprintf(m->where, sizeof m->where, "locks[%zu].sites[%zu]", li, i);
-		l->l_nsites = i + 1;
-		if (!site_at(m, &ss->v[i], &l->l_sites[i]))
-			return false;
-	}
-	return true;
+	return hex_at(m, o, "address", &l->l_addr) &&
+	       str_at(m, o, "name", &l->l_name) && counts_at(m, o, &l->l_c) &&
+	       items_at(m, o, "sites", sizeof *l->l_sites, (void **)&l->l_sites,
+	                &l->l_nsites, site_item, &li);
 }
 
 static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
@@ -564,16 +581,8 @@ static bool top_at(struct jm *m, const struct jv *t, struct prof_snap *s)
 	if (lim && (!u64_at(m, lim, "max_locks", &s->max_locks, false) ||
 	            !u64_at(m, lim, "max_sites", &s->max_sites, false)))
 		return false;
-	const struct jv *ls = array_at(m, t, "locks", sizeof *s->locks,
-	                               (void **)&s->locks);
-	if (!ls)
-		return false;
-	for (size_t i = 0; i < ls->n; i++) {
-		s->nlocks = i + 1;
-		if (!lock_at(m, &ls->v[i], &s->locks[i], i))
-			return false;
-	}
-	return true;
+	return items_at(m, t, "locks", sizeof *s->locks, (void **)&s->locks,
+	                &s->nlocks, lock_item, NULL);
 }
 
 int prof_jv_parse(const char *buf, size_t len, struct jv *out, char *err,
