@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ struct lkb_opts {
 	int o_reps, o_ms;
 	bool o_csv;
 	bool o_glibc_slots;
+	bool o_stats;
 };
 
 struct lkb_shared {
@@ -49,16 +51,21 @@ struct lkb_shared {
 	int s_ready;                 /* workers set up and waiting for s_go */
 	int s_variant;
 	bool s_slots;                /* glibc variants: set up schedctl too */
+	bool s_stats;                /* --stats: count hand-offs, switches */
 	unsigned s_cs_iters;
+	int s_last;                  /* --stats: last holder (under the lock) */
 };
 
 struct lkb_worker {
 	struct lkb_shared *w_sh;
 	long w_ops;
+	long w_handoffs;             /* --stats: acquisitions after another */
+	long w_vcsw, w_ivcsw;        /* --stats: context switches in the run */
 	char w_pad[64];
 };
 
 static double lkb_ns_per_iter;
+static struct lkb_worker lkb_workers[MAXTHREADS];
 static bool lkb_glibc_slots;   /* --glibc-slots */
 
 static inline void lkb_busy(unsigned n)
@@ -74,11 +81,17 @@ static double lkb_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The fastest of many short timings spread over ~100 ms: on a busy
+ * machine a long one is likely to include a preemption (or a busy
+ * hyperthread sibling), which would shorten every critical section of
+ * the run. */
 static void lkb_calibrate(void)
 {
-	unsigned n = 1u << 22;
+	unsigned n = 1u << 17;
 	double best = 1e9;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 61; i++) {
+		struct timespec gap = { 0, 1000000 };
+		nanosleep(&gap, NULL);
 		double t0 = lkb_now();
 		lkb_busy(n);
 		double dt = lkb_now() - t0;
@@ -102,6 +115,37 @@ static inline int lkb_unlock(struct lkb_shared *sh)
 	return sc_lock_mutex_unlock(&sh->s_m);
 }
 
+/* The worker loop of --stats: also counts hand-offs (the lock taken
+ * right after another thread held it) and the thread's context
+ * switches, which say why a variant is fast or slow. */
+static void *lkb_work_stats(struct lkb_worker *w)
+{
+	struct lkb_shared *sh = w->w_sh;
+	unsigned iters = sh->s_cs_iters;
+	int me = (int)(w - lkb_workers) + 1;
+	long ops = 0, handoffs = 0;
+	struct rusage r0, r1;
+	getrusage(RUSAGE_THREAD, &r0);
+	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED)) {
+		if (lkb_lock(sh))
+			break;
+		lkb_busy(iters);
+		sh->s_counter++;
+		if (sh->s_last != me) {
+			sh->s_last = me;
+			handoffs++;
+		}
+		lkb_unlock(sh);
+		ops++;
+	}
+	getrusage(RUSAGE_THREAD, &r1);
+	w->w_ops = ops;
+	w->w_handoffs = handoffs;
+	w->w_vcsw = r1.ru_nvcsw - r0.ru_nvcsw;
+	w->w_ivcsw = r1.ru_nivcsw - r0.ru_nivcsw;
+	return NULL;
+}
+
 static void *lkb_work(void *arg)
 {
 	struct lkb_worker *w = arg;
@@ -114,6 +158,8 @@ static void *lkb_work(void *arg)
 	__atomic_add_fetch(&sh->s_ready, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&sh->s_go, __ATOMIC_ACQUIRE))
 		sched_yield();
+	if (sh->s_stats)
+		return lkb_work_stats(w);
 	while (!__atomic_load_n(&sh->s_stop, __ATOMIC_RELAXED)) {
 		if (lkb_lock(sh))
 			break;
@@ -134,15 +180,19 @@ static void *lkb_hog(void *arg)
 	return NULL;
 }
 
-/* One run; Mops/s, or -1 with a message on stderr. */
-static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
+/* One run; Mops/s, or -1 with a message on stderr.  With --stats,
+ * st[0..2] get hand-offs, voluntary and involuntary switches per 1000
+ * operations. */
+static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms,
+                      double *st)
 {
 	static struct lkb_shared sh;
-	static struct lkb_worker w[MAXTHREADS];
+	struct lkb_worker *w = lkb_workers;
 	pthread_t tw[MAXTHREADS], th[MAXLIST];
 	memset(&sh, 0, sizeof sh);
 	sh.s_variant = variant;
 	sh.s_slots = lkb_glibc_slots;
+	sh.s_stats = st != NULL;
 	sh.s_cs_iters = cs_ns > 0 ? (unsigned)(cs_ns / lkb_ns_per_iter + 0.5) : 0;
 	if (variant <= V_ADAPTIVE) {
 		pthread_mutexattr_t a;
@@ -164,6 +214,7 @@ static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
 	for (; nw < threads; nw++) {
 		w[nw].w_sh = &sh;
 		w[nw].w_ops = 0;
+		w[nw].w_handoffs = w[nw].w_vcsw = w[nw].w_ivcsw = 0;
 		if (pthread_create(&tw[nw], NULL, lkb_work, &w[nw]))
 			goto out;
 	}
@@ -180,10 +231,13 @@ static double lkb_run(int variant, int threads, int cs_ns, int hogs, int ms)
 out:
 	__atomic_store_n(&sh.s_go, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&sh.s_stop, 1, __ATOMIC_RELAXED);
-	long total = 0;
+	long total = 0, ho = 0, vcsw = 0, ivcsw = 0;
 	for (int i = 0; i < nw; i++) {
 		pthread_join(tw[i], NULL);
 		total += w[i].w_ops;
+		ho += w[i].w_handoffs;
+		vcsw += w[i].w_vcsw;
+		ivcsw += w[i].w_ivcsw;
 	}
 	for (int i = 0; i < nh; i++)
 		pthread_join(th[i], NULL);
@@ -196,6 +250,12 @@ out:
 		fprintf(stderr, "schedctl bench: %s lost updates: %ld != %ld\n",
 		        v_names[variant], sh.s_counter, total);
 		return -1;
+	}
+	if (st) {
+		double k = total > 0 ? 1000.0 / (double)total : 0;
+		st[0] = (double)ho * k;
+		st[1] = (double)vcsw * k;
+		st[2] = (double)ivcsw * k;
 	}
 	return total / dt / 1e6;
 }
@@ -217,7 +277,7 @@ static void lkb_usage(FILE *f)
 	fprintf(f,
 	"usage: schedctl bench [--quick] [--threads=LIST] [--cs=LIST] [--hogs=LIST]\n"
 	"                      [--variants=LIST] [--reps=N] [--ms=N] [--csv]\n"
-	"                      [--glibc-slots]\n"
+	"                      [--glibc-slots] [--stats]\n"
 	"Lock throughput (Mops/s) of glibc's default and adaptive mutexes and the\n"
 	"owner, spin and park policies, side by side; medians of interleaved runs.\n"
 	"  --threads=LIST   worker threads (default 1,2,4,8,16)\n"
@@ -230,6 +290,9 @@ static void lkb_usage(FILE *f)
 	"  --csv            comma-separated output\n"
 	"  --glibc-slots    give glibc's threads schedctl slots (and kernel switch\n"
 	"                   rings) too, to compare the lock algorithms alone\n"
+	"  --stats          also print, per variant, hand-offs (the lock taken\n"
+	"                   right after another thread held it) and voluntary/\n"
+	"                   involuntary context switches per 1000 operations\n"
 	"exit status: 0 done, 1 a run failed, 2 usage error\n");
 }
 
@@ -295,8 +358,9 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 	o->o_ms = 100;
 	o->o_csv = false;
 	o->o_glibc_slots = false;
+	o->o_stats = false;
 	enum { O_THREADS = 256, O_CS, O_HOGS, O_VARIANTS, O_REPS, O_MS, O_QUICK,
-	       O_CSV, O_HELP, O_SLOTS };
+	       O_CSV, O_HELP, O_SLOTS, O_STATS };
 	static const struct option lo[] = {
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cs", required_argument, NULL, O_CS },
@@ -307,6 +371,7 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "glibc-slots", no_argument, NULL, O_SLOTS },
+		{ "stats", no_argument, NULL, O_STATS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -355,6 +420,9 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 			break;
 		case O_SLOTS:
 			o->o_glibc_slots = true;
+			break;
+		case O_STATS:
+			o->o_stats = true;
 			break;
 		case 'h':
 		case O_HELP:
@@ -418,6 +486,32 @@ static void lkb_print(const struct lkb_opts *o, double *med, int ncfg)
 		       wins, ncfg);
 }
 
+/* --stats: medians per cell and variant of hand-offs / voluntary /
+ * involuntary switches per 1000 operations. */
+static void lkb_print_stats(const struct lkb_opts *o, const double *sm, int ncfg)
+{
+	printf("\nper 1000 operations: hand-offs/voluntary/involuntary "
+	       "context switches (medians)\n");
+	printf("%7s %6s %4s", "threads", "cs_ns", "hogs");
+	for (int v = 0; v < o->o_nvariants; v++)
+		printf(" %20s", v_names[o->o_variants[v]]);
+	printf("\n");
+	int k = 0;
+	for (int t = 0; t < o->o_nthreads; t++)
+	for (int c = 0; c < o->o_ncs; c++)
+	for (int h = 0; h < o->o_nhogs; h++, k++) {
+		printf("%7d %6d %4d", o->o_threads[t], o->o_cs[c], o->o_hogs[h]);
+		for (int v = 0; v < o->o_nvariants; v++) {
+			const double *x = sm + ((size_t)k * o->o_nvariants + v) * 3;
+			char buf[64];
+			snprintf(buf, sizeof buf, "%.1f/%.2f/%.2f", x[0], x[1], x[2]);
+			printf(" %20s", buf);
+		}
+		printf("\n");
+	}
+	(void)ncfg;
+}
+
 int lkb_main(int argc, char **argv)
 {
 	struct lkb_opts o;
@@ -428,10 +522,14 @@ int lkb_main(int argc, char **argv)
 	size_t cells = (size_t)ncfg * o.o_nvariants;
 	double *runs = calloc(cells * o.o_reps, sizeof *runs);
 	double *med = calloc(cells, sizeof *med);
-	if (!runs || !med) {
+	double *stats = o.o_stats ? calloc(cells * o.o_reps * 3, sizeof *stats) : NULL;
+	double *smed = o.o_stats ? calloc(cells * 3, sizeof *smed) : NULL;
+	if (!runs || !med || (o.o_stats && (!stats || !smed))) {
 		fprintf(stderr, "schedctl bench: out of memory\n");
 		free(runs);
 		free(med);
+		free(stats);
+		free(smed);
 		return 1;
 	}
 	/* Start-up first: it reads SCHEDCTL_POLICY, which must not override
@@ -444,8 +542,9 @@ int lkb_main(int argc, char **argv)
 	(void)lk_slice_ext_available(&why);
 	if (!o.o_csv)
 		printf("lock throughput, Mops/s: median of %d interleaved runs of "
-		       "%d ms; %ld CPUs; preemption control: %s\n",
-		       o.o_reps, o.o_ms, ncpu, why);
+		       "%d ms; %ld CPUs; critical section loop %.3f ns/iteration; "
+		       "preemption control: %s\n",
+		       o.o_reps, o.o_ms, ncpu, lkb_ns_per_iter, why);
 	bool tty = isatty(STDERR_FILENO);
 	int total = (int)cells * o.o_reps, done = 0, status = 0;
 	for (int rep = 0; rep < o.o_reps && !status; rep++) {
@@ -459,11 +558,15 @@ int lkb_main(int argc, char **argv)
 				        "hogs %d %-8s ", ++done, total, rep + 1,
 				        o.o_threads[t], o.o_cs[c], o.o_hogs[h],
 				        v_names[o.o_variants[v]]);
+			size_t at = ((size_t)k * o.o_nvariants + v) * o.o_reps + rep;
+			double st[3];
 			double x = lkb_run(o.o_variants[v], o.o_threads[t], o.o_cs[c],
-			                   o.o_hogs[h], o.o_ms);
+			                   o.o_hogs[h], o.o_ms, stats ? st : NULL);
 			if (x < 0)
 				status = 1;
-			runs[((size_t)k * o.o_nvariants + v) * o.o_reps + rep] = x;
+			runs[at] = x;
+			for (int i = 0; stats && i < 3; i++)
+				stats[i * cells * o.o_reps + at] = st[i];
 		}
 		if (!tty)
 			fprintf(stderr, "schedctl bench: repetition %d of %d done\n",
@@ -475,8 +578,16 @@ int lkb_main(int argc, char **argv)
 		for (size_t i = 0; i < cells; i++)
 			med[i] = lkb_median(runs + i * o.o_reps, o.o_reps);
 		lkb_print(&o, med, ncfg);
+		for (size_t i = 0; stats && i < cells; i++)
+			for (int j = 0; j < 3; j++)
+				smed[i * 3 + j] = lkb_median(stats + j * cells * o.o_reps +
+				                             i * o.o_reps, o.o_reps);
+		if (stats)
+			lkb_print_stats(&o, smed, ncfg);
 	}
 	free(runs);
 	free(med);
+	free(stats);
+	free(smed);
 	return status;
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "prof/prof.h"
 #include "sc/sc.h"
 
 /* ---- policy.c ---- */
@@ -47,7 +48,8 @@ SC_HIDDEN void lk_set_policy(int policy);
 SC_HIDDEN int lk_policy_parse(const char *name);
 SC_HIDDEN const char *lk_policy_name(int policy);
 
-/* Spinners allowed on one lock at once: ncpus - 1 (0 on one CPU). */
+/* Spinners allowed on one lock at once: ncpus - 1 (0 on one CPU),
+ * at most 255. */
 SC_HIDDEN unsigned lk_max_spinners(void);
 /* Bound on one spin phase in ns for a policy. */
 SC_HIDDEN uint64_t lk_spin_limit_ns(int policy);
@@ -109,13 +111,26 @@ struct lk_mutex {
 	int32_t  lm_tid;       /* owner's tid (recursive, errorcheck) */
 	uint32_t lm_nusers;    /* glibc __nusers: untouched */
 	int32_t  lm_kind;      /* glibc __kind: type | pass-through bits */
-	uint16_t lm_spinners;  /* threads spinning on this lock now */
-	uint16_t lm_pad;
+	uint8_t  lm_spinners;  /* threads spinning on this lock now */
+	uint8_t  lm_bias;      /* owner policy: how much recent spin phases
+	                          ended without the lock (0 = spin) */
+	uint16_t lm_parked;    /* threads in (or entering) a futex wait on
+	                          lm_word; LK_PARKED_MANY is sticky */
 	uint64_t lm_unused[2]; /* glibc __list: untouched */
 };
 
+#define LK_PARKED_MANY  0xffffu    /* lm_parked saturated: always wake */
+
+/* lm_bias (mutex.c, lk_bias_update): added by a spin phase that ends
+ * without the lock; at LK_BIAS_PARK or more a waiter parks at once and
+ * takes LK_BIAS_PROBE off. */
+#define LK_BIAS_FAIL    32u
+#define LK_BIAS_PARK    128u
+#define LK_BIAS_PROBE   4u
+
 #define LK_OWNER_MASK   0x1ffffu   /* slot index, or LK_ANON_OWNER */
 #define LK_ANON_OWNER   0x10000u   /* holder has no schedctl slot */
+#define LK_SPINNING     0x20000000u /* a spinner will take it flagged */
 #define LK_LHP_SEEN     0x40000000u /* a waiter saw the holder preempted */
 #define LK_CONTENDED    0x80000000u /* waiters may be parked */
 
@@ -142,6 +157,40 @@ SC_HIDDEN int lk_mutex_trylock(struct lk_mutex *m);
 SC_HIDDEN int lk_mutex_timedlock(struct lk_mutex *m, clockid_t clock,
                                  const struct timespec *abs);
 SC_HIDDEN int lk_mutex_unlock(struct lk_mutex *m);
+/* The unlock's slow part (old: the released word, LK_CONTENDED set). */
+SC_HIDDEN void lk_mutex_wake(struct lk_mutex *m, uint32_t old);
+
+/* The calling thread's owner id, 0 until its first lock (mutex.c). */
+SC_HIDDEN extern __thread uint32_t lk_self_id
+	__attribute__((tls_model("initial-exec")));
+
+/* Normal or adaptive, not passed through (-1 after destroy is): the
+ * kinds whose lock and unlock are a bare CAS and exchange. */
+static inline bool lk_kind_plain(const struct lk_mutex *m)
+{
+	int32_t k = __atomic_load_n(&m->lm_kind, __ATOMIC_RELAXED);
+	return (k & LK_KIND_PASSTHRU) == 0 && ((k + 1) & 2) == 0;
+}
+
+/* The uncontended lock of a plain mutex: false if the caller has no
+ * owner id yet or the word is not 0 (then lk_mutex_lock). */
+static inline bool lk_mutex_take_fast(struct lk_mutex *m)
+{
+	uint32_t me = lk_self_id, z = 0;
+	return __builtin_expect(me != 0, 1) &&
+	       __atomic_compare_exchange_n(&m->lm_word, &z, me, false,
+	                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+/* Release a plain mutex held by the caller (see "Waking" in mutex.c):
+ * one exchange, and the slow part only if waiters may be parked. */
+static inline void lk_mutex_release(struct lk_mutex *m)
+{
+	uint32_t old = __atomic_exchange_n(&m->lm_word, 0, __ATOMIC_RELEASE);
+	prof_released(m);   /* after the release: outside the critical section */
+	if (__builtin_expect((old & LK_CONTENDED) != 0, 0))
+		lk_mutex_wake(m, old);
+}
 SC_HIDDEN int lk_mutex_destroy(struct lk_mutex *m);
 
 /* Park on a futex word as the runtime (marks the slot SS_IN_RUNTIME and

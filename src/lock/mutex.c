@@ -4,12 +4,15 @@
  *
  * Lock word (lm_word, the futex word):
  *   0                      unlocked
- *   LK_CONTENDED           unlocked, and waiters may be parked
+ *   LK_CONTENDED           unlocked, waiters may be parked, and the next
+ *                          holder must carry the flag (see Waking)
  *   id | flags             held by the thread whose schedctl slot index
  *                          is id (1..65535), or LK_ANON_OWNER when the
  *                          holder has no slot (its slot could not be set
  *                          up, or it runs after its slot was released)
- *   flags: LK_CONTENDED    waiters may be parked: unlock must wake one
+ *   flags: LK_CONTENDED    waiters may be parked: unlock must look
+ *          LK_SPINNING     a spinner that will take the lock flagged (or
+ *                          remove this mark before it parks) is running
  *          LK_LHP_SEEN     a waiter saw this holder preempted while it
  *                          held the lock and counted it in the holder's
  *                          ss_lhp (once per hold)
@@ -22,35 +25,66 @@
  * does, so a child never mistakes a parent thread for itself.
  *
  * Waking (the classic three-state futex mutex, with the owner in the
- * word): a thread about to park sets LK_CONTENDED and sleeps on the
- * word's value; unlock exchanges the word with 0 and wakes one waiter
- * iff LK_CONTENDED was set.  A thread that takes the lock after having
- * had to park or mark it (the slow path) takes it as id | LK_CONTENDED,
- * because others may still be parked; a spinner or a trylock keeps the
- * flag as it finds it.  So a holder that releases and retakes the lock
- * while its woken waiter is being scheduled retakes it without the flag
- * and makes no further system call until that waiter marks it again.
- * A waiter that gives up (timeout) leaves the flag it set, so the holder
- * still wakes the next one.
+ * word, plus a count of parked threads and a spinner's mark): a thread
+ * about to park counts itself in lm_parked, sets LK_CONTENDED and sleeps
+ * on the word's value; unlock exchanges the word with 0 and, iff
+ * LK_CONTENDED was set, calls lk_mutex_wake(), which
+ *   - does nothing if lm_parked is 0: the flag was left by a waiter that
+ *     has since gone (woken, timed out, or it took the lock);
+ *   - if the old word had LK_SPINNING, puts LK_CONTENDED alone back into
+ *     the free word (a CAS from 0) instead of waking anyone: the marking
+ *     spinner is on a CPU and takes the lock with the flag, so the
+ *     parked stay asleep and no system call is made.  If the CAS fails,
+ *     someone took the word without the flag, so it wakes one after all;
+ *   - otherwise wakes one parked waiter.
+ * Anyone who takes a free word keeps the LK_CONTENDED found in it (the
+ * fast path's CAS from 0 fails on it and goes the slow way), and a
+ * thread that has parked takes the lock flagged, since others may still
+ * be parked.  So the duty to wake the parked is always held by the word
+ * or by a thread that is awake.  A holder that releases and retakes the
+ * lock while its woken waiter is being scheduled retakes it without the
+ * flag and makes no further system call until that waiter marks it
+ * again.  A waiter that gives up (timeout) leaves the flag it set; the
+ * count then tells the next unlock whether anyone is still parked.
  *
  * Memory orders:
  *   lm_word   taking the lock is a CAS with acquire, releasing it an
- *             exchange with release; flag updates by waiters are relaxed
- *             CASes (they publish nothing but the flag, and the kernel
- *             re-reads the word under its own lock in FUTEX_WAIT)
+ *             exchange with release.  A parking waiter's CAS that sets
+ *             LK_CONTENDED is a release (it publishes its lm_parked
+ *             count to the unlock that reads the flag); the other flag
+ *             updates (LK_SPINNING, LK_LHP_SEEN, the CAS of a free
+ *             LK_CONTENDED) are relaxed: they publish nothing but the
+ *             flag, and the kernel re-reads the word under its own lock
+ *             in FUTEX_WAIT
+ *   lm_parked a waiter increments it, then a seq_cst fence, then reads
+ *             the word (and the kernel compares it again); lk_mutex_wake
+ *             runs a seq_cst fence after the releasing exchange, then
+ *             reads the count.  Store-buffering with fences on both
+ *             sides: either the unlock sees the count, or the waiter
+ *             sees the released word and does not sleep on the old value.
+ *             Saturates at LK_PARKED_MANY, which sticks (always wake)
  *   lm_spinners  relaxed counter for the spinner cap (a hint)
+ *   lm_bias   relaxed load and store, a hint (lost updates only blur it)
  *   lm_tid, lm_count  written by the holder only (relaxed), published to
  *             the next holder by the release/acquire of lm_word
  *   lm_kind   relaxed: set by init, which must happen-before any use
+ * Stale counts in a fork child (parent threads that were parked or
+ * spinning) only cost spurious wakes or a smaller spinner allowance.
+ * A stale LK_SPINNING would leave the child's parked waiters asleep, so
+ * a fork child ignores the marks for good (lk_marks_ignored): it always
+ * wakes.
  *
  * Policies (lk_policy()): owner spins only while the holder's slot says
  * SC_ONPROC (re-read every other look and whenever the holder changes),
  * at most lk_max_spinners() (ncpus - 1) spinners per lock, for at most
  * lk_spin_limit_ns(); a holder whose state is unknown gets the short
- * blind bound.  spin spins blindly for the short bound.  park never
- * spins.  Every policy parks on the futex through lk_park().  Spinners
- * back off exponentially (1..lk_backoff_max() pauses between looks) so
- * that they steal little of the holder's cache line.
+ * blind bound.  Where its spin phases keep ending without the lock
+ * (holders preempted, or held too long), owner parks at once and only
+ * probes spinning now and then (lm_bias, see lk_bias_update()).  spin
+ * spins blindly for the short bound.  park never spins.  Every policy
+ * parks on the futex through lk_park().  Spinners back off
+ * exponentially (1..lk_backoff_max() pauses between looks) so that they
+ * steal little of the holder's cache line.
  *
  * Profiling (src/prof/prof.h): each hook is one predictable branch on
  * a global flag while profiling is off; the slow path fills a struct
@@ -87,7 +121,7 @@ static __thread bool lk_in_setup __attribute__((tls_model("initial-exec")));
  * After the thread's slot is released at exit, the cached id names a
  * free (or reused) slot: waiters then read a state that is not the
  * holder's and at worst park early or spin for the bound. */
-static __thread uint32_t lk_self_id __attribute__((tls_model("initial-exec")));
+__thread uint32_t lk_self_id __attribute__((tls_model("initial-exec")));
 static __thread int32_t lk_self_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t lk_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -117,10 +151,16 @@ static struct sc_slot *lk_my_slot(void)
 	return s;
 }
 
+/* Set in a fork child: a parent's spinner that had marked a word
+ * LK_SPINNING does not exist here, so marks are not trusted (relaxed;
+ * written by the only thread of a fresh child). */
+static bool lk_marks_ignored;
+
 static void lk_atfork_child(void)
 {
 	lk_self_id = 0;
 	lk_self_tid = 0;
+	__atomic_store_n(&lk_marks_ignored, true, __ATOMIC_RELAXED);
 }
 
 static void lk_atfork_register(void)
@@ -256,15 +296,89 @@ static int lk_holder_state(struct lk_mutex *m, uint32_t w)
 static bool lk_spin_enter(struct lk_mutex *m)
 {
 	unsigned cap = lk_max_spinners();
-	uint16_t n = __atomic_load_n(&m->lm_spinners, __ATOMIC_RELAXED);
+	uint8_t n = __atomic_load_n(&m->lm_spinners, __ATOMIC_RELAXED);
 	do {
 		if (n >= cap)
 			return false;
 	} while (!__atomic_compare_exchange_n(&m->lm_spinners, &n,
-	                                      (uint16_t)(n + 1), true,
+	                                      (uint8_t)(n + 1), true,
 	                                      __ATOMIC_RELAXED,
 	                                      __ATOMIC_RELAXED));
 	return true;
+}
+
+/*
+ * The owner policy's per-lock estimate of whether spinning pays
+ * (lm_bias, a relaxed hint: lost updates only blur it).  A spin phase
+ * that ends without the lock (the holder went off its CPU, or the bound
+ * ran out) adds LK_BIAS_FAIL; one that wins takes a quarter (and one)
+ * off.  At LK_BIAS_PARK or above a waiter parks at once, as glibc's
+ * default mutex does, and takes LK_BIAS_PROBE off, so that every few
+ * slow paths one waiter spins again to test whether it now pays
+ * (constants in lock.h).
+ */
+static bool lk_bias_says_park(struct lk_mutex *m)
+{
+	unsigned b = __atomic_load_n(&m->lm_bias, __ATOMIC_RELAXED);
+	if (b < LK_BIAS_PARK)
+		return false;
+	__atomic_store_n(&m->lm_bias, (uint8_t)(b - LK_BIAS_PROBE),
+	                 __ATOMIC_RELAXED);
+	return true;
+}
+
+static void lk_bias_update(struct lk_mutex *m, bool won)
+{
+	unsigned b = __atomic_load_n(&m->lm_bias, __ATOMIC_RELAXED);
+	if (won)
+		b = b > 0 ? b - b / 4 - 1 : 0;
+	else
+		b = b + LK_BIAS_FAIL > 255 ? 255 : b + LK_BIAS_FAIL;
+	__atomic_store_n(&m->lm_bias, (uint8_t)b, __ATOMIC_RELAXED);
+}
+
+/* A spinner that marked the word LK_SPINNING and stops without the lock
+ * takes the mark away before it parks, or the holder's unlock would
+ * leave the parked waiters asleep.  It may remove another spinner's
+ * mark too: that only costs that holder one wake it could have saved. */
+static void lk_unmark_spinning(struct lk_mutex *m)
+{
+	uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
+	while ((w & LK_SPINNING) &&
+	       !__atomic_compare_exchange_n(&m->lm_word, &w, w & ~LK_SPINNING,
+	                                    false, __ATOMIC_RELAXED,
+	                                    __ATOMIC_RELAXED))
+		;
+}
+
+/* lm_parked, saturating at the sticky LK_PARKED_MANY.  Entering is
+ * followed by a full fence (see "Waking" at the top). */
+static bool lk_parked_enter(struct lk_mutex *m)
+{
+	uint16_t n = __atomic_load_n(&m->lm_parked, __ATOMIC_RELAXED);
+	do {
+		if (n == LK_PARKED_MANY)
+			break;
+	} while (!__atomic_compare_exchange_n(&m->lm_parked, &n,
+	                                      (uint16_t)(n + 1), true,
+	                                      __ATOMIC_RELAXED,
+	                                      __ATOMIC_RELAXED));
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return n != LK_PARKED_MANY;
+}
+
+static void lk_parked_leave(struct lk_mutex *m, bool counted)
+{
+	if (!counted)
+		return;
+	uint16_t n = __atomic_load_n(&m->lm_parked, __ATOMIC_RELAXED);
+	do {
+		if (n == LK_PARKED_MANY || n == 0)
+			return;
+	} while (!__atomic_compare_exchange_n(&m->lm_parked, &n,
+	                                      (uint16_t)(n - 1), true,
+	                                      __ATOMIC_RELAXED,
+	                                      __ATOMIC_RELAXED));
 }
 
 /*
@@ -287,7 +401,7 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 	uint64_t t0 = 0;
 	uint32_t seen = 0;
 	unsigned backoff = 1, backoff_max = lk_backoff_max();
-	bool got = false;
+	bool got = false, marked = false;
 	for (unsigned i = 0;; i++) {
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 		if ((w & LK_OWNER_MASK) == 0) {
@@ -296,6 +410,17 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 				break;
 			}
 			continue;
+		}
+		/* Parked waiters: tell the holder's unlock that we will take
+		 * the lock (flagged), so it need not wake one of them. */
+		if ((w & (LK_CONTENDED | LK_SPINNING)) == LK_CONTENDED) {
+			if (!__atomic_compare_exchange_n(&m->lm_word, &w,
+			                                 w | LK_SPINNING, false,
+			                                 __ATOMIC_RELAXED,
+			                                 __ATOMIC_RELAXED))
+				continue;
+			w |= LK_SPINNING;
+			marked = true;
 		}
 		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 1) == 0)) {
 			seen = w & LK_OWNER_MASK;
@@ -322,6 +447,10 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		if (backoff < backoff_max)
 			backoff <<= 1;
 	}
+	if (marked && !got)
+		lk_unmark_spinning(m);
+	if (pol == LK_OWNER)
+		lk_bias_update(m, got);
 	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_RELAXED);
 	if (prof_on()) {
 		prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
@@ -349,15 +478,24 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 		pa.pa_park_reason_next = PROF_PARK_POLICY;
 	}
 	for (;;) {
-		if (pol != LK_PARK && lk_spin(m, me, pol, dl, flag, &pa)) {
+		bool spin = pol == LK_SPIN ||
+		            (pol == LK_OWNER && !lk_bias_says_park(m));
+		if (spin && lk_spin(m, me, pol, dl, flag, &pa)) {
 			prof_contended(m, &pa, NULL);
 			return 0;
 		}
+		if (!spin && prof_on())
+			pa.pa_park_reason_next = PROF_PARK_POLICY;
+		/* Count ourselves parked before the last look at the word
+		 * (the fence in lk_parked_enter): an unlock that then finds
+		 * no one counted has freed a word we will see free. */
+		bool counted = lk_parked_enter(m);
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 		for (;;) {
 			if ((w & LK_OWNER_MASK) == 0) {
-				/* Free: take it, flagged, for whoever is parked. */
-				if (lk_take_free(m, w, me | LK_CONTENDED)) {
+				/* Free: take it; flagged if we or others parked. */
+				if (lk_take_free(m, w, me | flag | (w & LK_CONTENDED))) {
+					lk_parked_leave(m, counted);
 					prof_contended(m, &pa, NULL);
 					return 0;
 				}
@@ -368,7 +506,7 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 				break;
 			if (__atomic_compare_exchange_n(&m->lm_word, &w,
 			                                w | LK_CONTENDED, false,
-			                                __ATOMIC_RELAXED,
+			                                __ATOMIC_RELEASE,
 			                                __ATOMIC_RELAXED)) {
 				w |= LK_CONTENDED;
 				break;
@@ -376,6 +514,7 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 		}
 		uint64_t p0 = prof_on() ? lk_now_ns() : 0;
 		long r = lk_park(&m->lm_word, w, dl, true);
+		lk_parked_leave(m, counted);
 		if (prof_on())
 			prof_acq_parked(&pa, lk_now_ns() - p0, pa.pa_park_reason_next);
 		if (r == -ETIMEDOUT) {
@@ -491,6 +630,29 @@ int lk_mutex_trylock(struct lk_mutex *m)
 	return 0;
 }
 
+/*
+ * => the caller released the word; old is what it held, LK_CONTENDED set.
+ * Wake one parked waiter unless none is parked, or a spinner marked the
+ * word LK_SPINNING and the flag can be left in the free word for it.
+ */
+void lk_mutex_wake(struct lk_mutex *m, uint32_t old)
+{
+	/* Pairs with the fences after a waiter counts itself in lm_parked
+	 * and after a spinner leaves: one of the two sides sees the other. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&m->lm_parked, __ATOMIC_RELAXED) == 0)
+		return;
+	if ((old & LK_SPINNING) &&
+	    !__atomic_load_n(&lk_marks_ignored, __ATOMIC_RELAXED)) {
+		uint32_t z = 0;
+		if (__atomic_compare_exchange_n(&m->lm_word, &z, LK_CONTENDED,
+		                                false, __ATOMIC_RELAXED,
+		                                __ATOMIC_RELAXED))
+			return;
+	}
+	sc_futex_wake(&m->lm_word, 1, true);
+}
+
 int lk_mutex_unlock(struct lk_mutex *m)
 {
 	int type = lk_type(m);
@@ -502,10 +664,7 @@ int lk_mutex_unlock(struct lk_mutex *m)
 			return 0;
 		__atomic_store_n(&m->lm_tid, 0, __ATOMIC_RELAXED);
 	}
-	uint32_t old = __atomic_exchange_n(&m->lm_word, 0, __ATOMIC_RELEASE);
-	prof_released(m);   /* after the release: outside the critical section */
-	if (old & LK_CONTENDED)
-		sc_futex_wake(&m->lm_word, 1, true);
+	lk_mutex_release(m);
 	return 0;
 }
 

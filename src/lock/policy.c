@@ -89,7 +89,7 @@ unsigned lk_max_spinners(void)
 		cap = lk_count_cpus();
 		__atomic_store_n(&lk_spinners_cap, cap, __ATOMIC_RELAXED);
 	}
-	return cap - 1;
+	return cap - 1 > 255 ? 255 : cap - 1;   /* lm_spinners is 8 bits */
 }
 
 uint64_t lk_spin_limit_ns(int policy)

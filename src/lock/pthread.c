@@ -87,8 +87,23 @@ int sc_lock_mutex_destroy(pthread_mutex_t *m)
 	return lk_mutex_destroy(LK_M(m));
 }
 
+/* Ready, not policy glibc, and a plain replaced mutex: the fast paths
+ * below apply.  One predictable branch each on the common path. */
+static inline bool lk_fast(const pthread_mutex_t *m)
+{
+	return __builtin_expect(sc_lock_ready() && !lk_glibc() &&
+	                        lk_kind_plain(LK_M(m)), 1);
+}
+
 int sc_lock_mutex_lock(pthread_mutex_t *m)
 {
+	if (lk_fast(m)) {
+		if (__builtin_expect(lk_mutex_take_fast(LK_M(m)), 1)) {
+			prof_acquired(m, NULL);
+			return 0;
+		}
+		return lk_mutex_lock(LK_M(m));
+	}
 	lk_ready();
 	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0)) {
 		if (prof_on() && lk_real.mutex_lock && lk_real.mutex_trylock)
@@ -128,6 +143,10 @@ int sc_lock_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
 
 int sc_lock_mutex_unlock(pthread_mutex_t *m)
 {
+	if (lk_fast(m)) {
+		lk_mutex_release(LK_M(m));
+		return 0;
+	}
 	lk_ready();
 	if (__builtin_expect(lk_glibc() || lk_mutex_passthru(m), 0)) {
 		prof_released(m);
