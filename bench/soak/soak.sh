@@ -51,5 +51,9 @@ awk -v warm="$warm" '
 		printf "program:    first %d KiB, after warm-up (%d s) %d KiB, last %d KiB, peak %d KiB, growth after warm-up %+d KiB\n", fp, warm, wp, lp, mp, lp - wp
 		printf "supervisor: first %d KiB, after warm-up (%d s) %d KiB, last %d KiB, peak %d KiB, growth after warm-up %+d KiB\n", fs, warm, ws, ls, ms, ls - ws
 	}' "$tmp/samples"
-grep -m3 -E 'acquisitions|locks' "$tmp/profile.txt" 2>/dev/null | sed 's/^/profile: /' || true
+grep -m4 -E 'acquisitions|locks|^overflow' "$tmp/profile.txt" 2>/dev/null | sed 's/^/profile: /' || true
+# No overflow line: no record cap was reached (threads reuse the records
+# of exited ones).
+grep -q '^overflow' "$tmp/profile.txt" 2>/dev/null || echo "profile: no overflow"
+
 exit $rc

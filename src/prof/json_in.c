@@ -134,6 +134,15 @@ static bool parse_str(struct jp *j, char **out)
 	return true;
 }
 
+/* Skip a run of decimal digits; false if there was none. */
+static bool digits(struct jp *j)
+{
+	const char *d = j->p;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return j->p != d;
+}
+
 static bool parse_num(struct jp *j, struct jv *v)
 {
 	const char *s = j->p;
@@ -143,17 +152,12 @@ static bool parse_num(struct jp *j, struct jv *v)
 		j->p++;
 	}
 	const char *d = j->p;
-	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-		j->p++;
-	if (j->p == d)
+	if (!digits(j))
 		return fail(j, "bad number");
 	if (j->p < j->end && *j->p == '.') {
 		frac = true;
 		j->p++;
-		const char *f = j->p;
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-		if (j->p == f)
+		if (!digits(j))
 			return fail(j, "bad number");
 	}
 	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
@@ -161,10 +165,7 @@ static bool parse_num(struct jp *j, struct jv *v)
 		j->p++;
 		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
 			j->p++;
-		const char *f = j->p;
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-		if (j->p == f)
+		if (!digits(j))
 			return fail(j, "bad number");
 	}
 	v->t = JV_NUM;
