@@ -390,3 +390,97 @@ Test(loan, view_survives_fork_and_owner_writes)
 	close(go[0]);
 	close(go[1]);
 }
+
+Test(loan, views_of_every_size_around_the_inline_array)
+{
+	/* up to 32 pages the loan keeps its anons inline, beyond in an
+	 * array of its own; one run is one mapping, a hole makes three */
+	struct uvm_region *r = uvm_map_anon(80 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 40 * PG, 9);
+	static const size_t sizes[] = { 1, 31, 32, 33, 40 };
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		struct uvm_loan *l = uvm_loan_view(r, 0, sizes[k] * PG);
+		cr_assert_not_null(l, "%zu pages", sizes[k]);
+		expect(uvm_loan_base(l), sizes[k] * PG, 9);
+		cr_assert_eq(uvm_unloan(l), 0);
+	}
+	/* pages 40..79 never touched: zero pages after the data */
+	struct uvm_loan *l = uvm_loan_view(r, 8 * PG, 64 * PG);
+	cr_assert_not_null(l);
+	const unsigned char *v = uvm_loan_base(l);
+	expect(v, 32 * PG, 9 + 8 * PG * 13);
+	expect_zero(v + 32 * PG, 32 * PG);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 80 * PG), 0);
+}
+
+Test(loan, vmsplice_of_a_view_keeps_the_loaned_data)
+{
+	/* the pipe references the view's pages (no SPLICE_F_GIFT): the
+	 * loan keeps them copy-on-write, so an owner write before the
+	 * reader drains the pipe does not reach it */
+	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 4 * PG, 5);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
+	cr_assert_not_null(l);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	struct iovec iov = { (void *)uvm_loan_base(l), 4 * PG };
+	cr_assert_eq(vmsplice(fds[1], &iov, 1, 0), (ssize_t)(4 * PG));
+	memset(p, 0xAB, 4 * PG);               /* 1B on every page */
+	static unsigned char buf[4 * PG];
+	cr_assert_eq(read(fds[0], buf, sizeof buf), (ssize_t)sizeof buf);
+	expect(buf, 4 * PG, 5);
+	cr_assert_eq(p[3 * PG], 0xAB);
+	cr_assert_eq(uvm_unloan(l), 0);
+	close(fds[0]);
+	close(fds[1]);
+	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+}
+
+Test(loan, rewrite_after_unloan_unprotects_runs_but_not_loaned_pages)
+{
+	struct uvm_region *r = uvm_map_anon(80 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 80 * PG, 6);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 80 * PG);
+	cr_assert_not_null(l);
+	cr_assert_eq(uvm_unloan(l), 0);
+	/* every page protected, none shared: under ADV_NORMAL the first
+	 * write unprotects its block of 64 pages, the next block another */
+	struct uvm_stats s0 = stats(r);
+	for (size_t k = 0; k < 70; k++)
+		p[k * PG] = 0x11;
+	struct uvm_stats s1 = stats(r);
+	cr_assert_eq(s1.us_fault_1a - s0.us_fault_1a, 2);
+	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b);
+	/* ADV_RANDOM: one page per fault */
+	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
+	l = uvm_loan_view(r, 0, 80 * PG);
+	cr_assert_not_null(l);
+	cr_assert_eq(uvm_unloan(l), 0);
+	for (size_t k = 0; k < 4; k++)
+		p[k * PG] = 0x12;
+	struct uvm_stats s2 = stats(r);
+	cr_assert_eq(s2.us_fault_1a - s1.us_fault_1a, 4);
+	/* a loaned neighbour stays protected: the write to page 12 must not
+	 * unprotect page 13, so writing 13 copies it and the view keeps it */
+	cr_assert_eq(uvm_advise(r, UVM_ADV_NORMAL), 0);
+	l = uvm_loan_view(r, 0, 16 * PG);
+	cr_assert_not_null(l);
+	cr_assert_eq(uvm_unloan(l), 0);
+	l = uvm_loan_view(r, 13 * PG, PG);
+	cr_assert_not_null(l);
+	p[12 * PG] = 0x22;
+	cr_assert_eq(stats(r).us_fault_1b, s2.us_fault_1b);
+	p[13 * PG] = 0x33;
+	cr_assert_eq(stats(r).us_fault_1b, s2.us_fault_1b + 1);
+	const unsigned char *v = uvm_loan_base(l);
+	cr_assert_eq(v[0], 0x11);
+	expect(v + 1, PG - 1, 6 + 13 * PG * 13 + 13);
+	cr_assert_eq(p[13 * PG], 0x33);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unmap(r, 0, 80 * PG), 0);
+}
