@@ -100,7 +100,10 @@ UVM_API size_t uvm_size(const struct uvm_region *r);
 /* Release [off, off+len) (page aligned, inside the region, len > 0):
  * its pages are freed once no copy shares them and the range becomes
  * inaccessible (SIGSEGV).  off 0 and len uvm_size(r) destroy the region:
- * r must not be used again.  0, or -1 with errno EINVAL. */
+ * r must not be used again.  0, or -1 with errno EINVAL; destroying the
+ * last region of a UVM_MAP_SHARED object writes its dirty pages back
+ * first, and if the store fails (EIO, ENOSPC...) the region stays as it
+ * was and -1 with the store's errno is returned (retry, or uvm_flush). */
 UVM_API int uvm_unmap(struct uvm_region *r, size_t off, size_t len);
 
 /* Set the fault-around advice (UVM_ADV_*).  0, or -1 (EINVAL). */

@@ -147,8 +147,7 @@ int uvm_unmap(struct uvm_region *r, size_t off, size_t len)
 	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
 		return uvm_unlock_ret(-EINVAL);
 	if (off == 0 && len == r->rg_npages << PG_SHIFT) {
-		rg_destroy(r);
-		return uvm_unlock_ret(0);
+		return uvm_unlock_ret(rg_destroy(r));
 	}
 	return uvm_unlock_ret(rg_release(r, off >> PG_SHIFT, len >> PG_SHIFT));
 }

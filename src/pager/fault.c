@@ -59,6 +59,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "pager/inject.h"
 #include "pager/pager.h"
 
 #ifndef UFFD_FEATURE_POISON
@@ -92,6 +93,9 @@ int flt_register(uintptr_t va, size_t len)
 		.range = { .start = va, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 	};
+	int e = inj_fail(INJ_REGISTER);
+	if (e)
+		return e;
 	return ioctl(uvm_pager.up_uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
 }
 
@@ -102,6 +106,9 @@ int flt_wp(uintptr_t va, size_t len, bool wp)
 		.range = { .start = va, .len = len },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
+	int e = inj_fail(INJ_WP);
+	if (e)
+		return e;
 	return ioctl(uvm_pager.up_uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
 }
 
@@ -141,6 +148,8 @@ static long flt_fill_run(struct uvm_region *r, size_t a, size_t b)
 	long done;
 	if (n == 0)
 		done = -ENOMEM;
+	else if ((done = inj_fail(INJ_COPY)))
+		;
 	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
 		done = (long)n;
 	else if (c.copy > 0)
@@ -255,6 +264,8 @@ int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
 	long done;
 	if (n == 0)
 		done = -ENOMEM;
+	else if ((done = inj_fail(INJ_COPY)))
+		;
 	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
 		done = (long)n;
 	else if (c.copy > 0)
@@ -538,7 +549,8 @@ static void flt_poison(struct uvm_region *r, size_t i, bool missing)
 	uintptr_t va = flt_va(r, i);
 	if (missing && uvm_pager.up_poison_ioctl) {
 		struct uffdio_poison p = { .range = { va, PG_SIZE } };
-		if (ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
+		if (!inj_fail(INJ_POISON) &&
+		    ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
 			return;
 	}
 	if (!r->rg_needs_copy && r->rg_amap) {

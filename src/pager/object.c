@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pager/inject.h"
 #include "pager/pager.h"
 
 static struct pool_slab obj_slab = { .sl_size = sizeof(struct vm_object) };
@@ -80,7 +81,8 @@ void obj_ref(struct vm_object *o)
 }
 
 /* => uvm_lock held.  The last reference flushes and frees the object;
- *    a flush error is lost then (documented for uvm_unmap). */
+ *    a flush error is lost here, so the last region's destroy flushes
+ *    first and stops on an error (rg_destroy). */
 void obj_unref(struct vm_object *o)
 {
 	if (--o->uo_ref > 0)
@@ -133,12 +135,17 @@ static int obj_protect_shared(struct vm_object *o)
 
 /* Write o's dirty pages to the store.  Pages are protected before they
  * are read, so a write racing with the flush is caught by a new fault
- * and flushed next time.  => uvm_lock held.  0 or the first -errno. */
+ * and flushed next time; if they cannot be protected nothing is written
+ * (a page written after its flush would never be flushed again).  A
+ * page the store refuses stays dirty.
+ * => uvm_lock held.  0 or the first -errno. */
 int obj_flush(struct vm_object *o)
 {
 	if (!o->uo_ops->pgo_put)
 		return 0;
 	int e = obj_protect_shared(o), first = e;
+	if (e)
+		return e;
 	for (size_t k = 0; k < o->uo_npages; k++) {
 		if (!o->uo_dirty[k] || !o->uo_anon[k])
 			continue;
@@ -200,7 +207,13 @@ static int obj_file_get(void *cookie, uint64_t off, void *buf, size_t len)
 	struct obj_file *f = cookie;
 	size_t got = 0;
 	while (got < len) {
-		ssize_t n = pread(f->of_fd, (char *)buf + got, len - got,
+		int e = inj_fail(INJ_FILE_READ);
+		if (e)
+			return e;
+		size_t want = len - got;
+		if (inj_fail(INJ_FILE_SHORT) && want > PG_SIZE / 2)
+			want = PG_SIZE / 2;   /* tests: a short read */
+		ssize_t n = pread(f->of_fd, (char *)buf + got, want,
 		                  f->of_off + (off_t)(off + got));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -228,6 +241,9 @@ static int obj_file_put(void *cookie, uint64_t off, const void *buf,
 		len = (size_t)(st.st_size - at);
 	size_t put = 0;
 	while (put < len) {
+		int e = inj_fail(INJ_FILE_WRITE);
+		if (e)
+			return e;
 		ssize_t n = pwrite(f->of_fd, (const char *)buf + put,
 		                   len - put, at + (off_t)put);
 		if (n < 0 && errno == EINTR)

@@ -263,7 +263,7 @@ extern struct uvm_pager uvm_pager;
 
 struct uvm_region *rg_create(size_t npages, int prot, pool_addr_t w);
 struct uvm_region *rg_copy(struct uvm_region *src);
-void rg_destroy(struct uvm_region *r);
+int rg_destroy(struct uvm_region *r);
 int rg_release(struct uvm_region *r, size_t first, size_t n);
 struct uvm_region *rg_lookup(uintptr_t va);
 bool rg_valid(const struct uvm_region *r);

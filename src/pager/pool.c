@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pager/inject.h"
 #include "pager/pager.h"
 
 /* Size of each pool file: sparse, so it costs nothing until used.  At
@@ -53,11 +54,14 @@ static uint64_t pool_file_pages(void)
 
 static int pool_memfd(const char *name, off_t size)
 {
+	int e = inj_fail(INJ_POOL_FILE);
+	if (e)
+		return e;
 	int fd = memfd_create(name, MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (size && ftruncate(fd, size) < 0) {
-		int e = errno;
+		e = errno;
 		close(fd);
 		return -e;
 	}
@@ -116,14 +120,19 @@ int pool_newfile(void)
 	return 0;
 }
 
-/* Reserve npages consecutive page numbers.
- * => uvm_lock held.  The first address, PA_NONE when the file is full. */
+/* Reserve npages consecutive page numbers, in a new file when the
+ * current one is full (files are only as big as RLIMIT_FSIZE allows).
+ * => uvm_lock held.  The first address, PA_NONE when no file can hold
+ *    the window or a new file cannot be made (the pool is unchanged). */
 pool_addr_t pool_window(size_t npages)
 {
 	struct pool *p = &uvm_pager.up_pool;
 	struct pool_file *f = &p->p_files[p->p_cur];
-	if (npages > f->pf_size - f->pf_next)
-		return PA_NONE;
+	if (npages > f->pf_size - f->pf_next) {
+		if (npages > f->pf_size || pool_newfile())
+			return PA_NONE;
+		f = &p->p_files[p->p_cur];
+	}
 	pool_addr_t a = PA_MAKE(p->p_cur, f->pf_next);
 	f->pf_next += npages;
 	return a;
@@ -150,8 +159,12 @@ int pool_copy(pool_addr_t dst, pool_addr_t src)
 	static unsigned char bounce[PG_SIZE] __attribute__((aligned(4096)));
 	off_t so = (off_t)PA_PGNO(src) << PG_SHIFT;
 	off_t dof = (off_t)PA_PGNO(dst) << PG_SHIFT;
-	if (pread(pool_fd(src), bounce, PG_SIZE, so) != (ssize_t)PG_SIZE)
+	int e = inj_fail(INJ_POOL_READ);
+	if (e || pread(pool_fd(src), bounce, PG_SIZE, so) != (ssize_t)PG_SIZE)
 		return -EIO;
+	if ((e = inj_fail(INJ_POOL_WRITE)))
+		return e;
+	errno = 0;
 	if (pwrite(pool_fd(dst), bounce, PG_SIZE, dof) != (ssize_t)PG_SIZE)
 		return errno ? -errno : -EIO;
 	return 0;
@@ -162,6 +175,9 @@ int pool_copy(pool_addr_t dst, pool_addr_t src)
 int pool_read(pool_addr_t a, void *buf, size_t n)
 {
 	size_t len = n << PG_SHIFT;
+	int e = inj_fail(INJ_POOL_READ);
+	if (e)
+		return e;
 	ssize_t got = pread(pool_fd(a), buf, len,
 	                    (off_t)PA_PGNO(a) << PG_SHIFT);
 	return got == (ssize_t)len ? 0 : got < 0 ? -errno : -EIO;
@@ -170,6 +186,9 @@ int pool_read(pool_addr_t a, void *buf, size_t n)
 int pool_write(pool_addr_t a, const void *buf, size_t n)
 {
 	size_t len = n << PG_SHIFT;
+	int e = inj_fail(INJ_POOL_WRITE);
+	if (e)
+		return e;
 	ssize_t put = pwrite(pool_fd(a), buf, len,
 	                     (off_t)PA_PGNO(a) << PG_SHIFT);
 	return put == (ssize_t)len ? 0 : put < 0 ? -errno : -EIO;
@@ -245,6 +264,8 @@ void *pool_mem_alloc(size_t bytes)
 {
 	if (bytes == 0)
 		bytes = 1;
+	if (inj_fail(INJ_MEM))
+		return NULL;
 	void *p = mmap(NULL, mem_round(bytes), PROT_READ | PROT_WRITE,
 	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
@@ -281,4 +302,85 @@ void pool_slab_free(struct pool_slab *s, void *p)
 {
 	*(void **)p = s->sl_free;
 	s->sl_free = p;
+}
+
+/* ---- failure injection (inject.h) ----------------------------------- */
+
+struct pager_inject pager_inject = { .pi_lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* An armed call of point p: count it, decide, run the test's callback.
+ * => any locks of the caller (uvm_lock, usually).  0 or -errno. */
+int inj_hit(enum inj_point p)
+{
+	struct inj_state *s = &pager_inject.pi_pt[p];
+	int e = 0;
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	s->is_hits++;
+	if (s->is_count != 0) {
+		if (s->is_skip > 0) {
+			s->is_skip--;
+		} else {
+			e = -s->is_errno;
+			s->is_failed++;
+			if (s->is_count > 0)
+				s->is_count--;
+		}
+	}
+	void (*cb)(enum inj_point) = pager_inject.pi_cb;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+	if (cb)
+		cb(p);
+	return e;
+}
+
+void inj_arm(enum inj_point p, int skip, int count, int err)
+{
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	struct inj_state *s = &pager_inject.pi_pt[p];
+	s->is_skip = skip;
+	s->is_count = count;
+	s->is_errno = err;
+	s->is_hits = s->is_failed = 0;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+	__atomic_store_n(&pager_inject.pi_armed, 1, __ATOMIC_RELEASE);
+}
+
+void inj_disarm(enum inj_point p)
+{
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	pager_inject.pi_pt[p].is_count = 0;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+}
+
+void inj_reset(void)
+{
+	__atomic_store_n(&pager_inject.pi_armed, 0, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	memset(pager_inject.pi_pt, 0, sizeof pager_inject.pi_pt);
+	pager_inject.pi_cb = NULL;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+}
+
+void inj_set_cb(void (*cb)(enum inj_point))
+{
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	pager_inject.pi_cb = cb;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+	__atomic_store_n(&pager_inject.pi_armed, 1, __ATOMIC_RELEASE);
+}
+
+unsigned inj_hits(enum inj_point p)
+{
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	unsigned n = pager_inject.pi_pt[p].is_hits;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+	return n;
+}
+
+unsigned inj_failed(enum inj_point p)
+{
+	pthread_mutex_lock(&pager_inject.pi_lock);
+	unsigned n = pager_inject.pi_pt[p].is_failed;
+	pthread_mutex_unlock(&pager_inject.pi_lock);
+	return n;
 }

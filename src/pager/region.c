@@ -49,6 +49,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "pager/inject.h"
 #include "pager/pager.h"
 
 static struct pool_slab rg_slab = { .sl_size = sizeof(struct uvm_region) };
@@ -172,7 +173,11 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 	size_t len = (j - i) << PG_SHIFT;
 	pool_addr_t a = r->rg_map[i];
 	void *m;
-	if (a == PA_NONE)
+	int e = inj_fail(INJ_MMAP);
+	if (e) {
+		errno = -e;
+		m = MAP_FAILED;
+	} else if (a == PA_NONE)
 		m = mmap(va, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
 		         MAP_NORESERVE | MAP_FIXED, -1, 0);
 	else if (a == PA_POISON)
@@ -190,7 +195,7 @@ static int rg_kmap_run(struct uvm_region *r, size_t i, size_t j)
 		__atomic_load_n(&uvm_pager.up_test_window, __ATOMIC_ACQUIRE);
 	if (hook)
 		hook((uintptr_t)va, len);
-	int e = flt_register((uintptr_t)va, len);
+	e = flt_register((uintptr_t)va, len);
 	if (e)
 		return e;
 	for (size_t k = i; k < j; k++) {
@@ -332,7 +337,8 @@ static struct uvm_region *rg_alloc(size_t npages, int prot)
 	r->rg_wired = (uint8_t *)(r->rg_map + npages);
 	r->rg_wp = r->rg_wired + npages;
 	memset(r->rg_map, 0xff, npages * sizeof *r->rg_map);
-	void *va = mmap(NULL, npages << PG_SHIFT, PROT_NONE,
+	void *va = inj_fail(INJ_MMAP) ? MAP_FAILED :
+	           mmap(NULL, npages << PG_SHIFT, PROT_NONE,
 	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (va == MAP_FAILED)
 		goto nomem;
@@ -444,9 +450,19 @@ fail:
 	return NULL;
 }
 
-/* => uvm_lock held; r is gone on return. */
-void rg_destroy(struct uvm_region *r)
+/* Destroy r.  If r is the last region of an object that shared regions
+ * wrote, the dirty pages are written back first; if that fails, r stays
+ * as it was (the data is still in its pages) and the store's error is
+ * returned, so nothing written to a shared region is lost silently.
+ * => uvm_lock held.  0 (r is gone) or -errno (r unchanged). */
+int rg_destroy(struct uvm_region *r)
 {
+	struct vm_object *o = r->rg_obj;
+	if (o && o->uo_ref == 1 && o->uo_shared) {
+		int e = obj_flush(o);
+		if (e)
+			return e;
+	}
 	rg_table_remove(r);
 	uvm_pager.up_runs -= r->rg_runs;
 	if (r->rg_amap)
@@ -454,6 +470,7 @@ void rg_destroy(struct uvm_region *r)
 	if (r->rg_obj)
 		obj_unref(r->rg_obj);
 	rg_free(r);
+	return 0;
 }
 
 /* Release pages [first, first+n): drop their slots' references, then

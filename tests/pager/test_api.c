@@ -305,8 +305,11 @@ Test(api, odd_shapes)
 	cr_assert_eq(errno, EINVAL);
 }
 
-/* With a file size limit (ulimit -f) the pool stays inside it: regions
- * larger than what is left fail with ENOMEM, no SIGXFSZ kills anyone. */
+/* With a file size limit (ulimit -f) every pool file stays inside it
+ * (no SIGXFSZ kills anyone) and the pool grows by files: a region
+ * larger than one file fails with ENOMEM, smaller ones go on in new
+ * files until the pool has no file left (64), then ENOMEM, and a COW
+ * fault that needs a new window raises SIGBUS. */
 Test(api, file_size_limit, .timeout = 20)
 {
 	pid_t pid = fork();
@@ -319,14 +322,25 @@ Test(api, file_size_limit, .timeout = 20)
 			_exit(21);
 		memset(uvm_base(r), 1, 40 * PG);
 		errno = 0;
-		if (uvm_map_anon(64 * PG, PROT_READ) || errno != ENOMEM)
+		if (uvm_map_anon(65 * PG, PROT_READ) || errno != ENOMEM)
 			_exit(22);
 		struct uvm_region *c = uvm_copy(r);   /* needs no new page */
 		if (!c || ((char *)uvm_base(c))[PG] != 1)
 			_exit(23);
-		/* a COW copy needs a 40-page window: 24 are left, SIGBUS */
-		if (pu_probe(uvm_base(c), 1) != SIGBUS)
+		/* a COW copy needs a 40-page window: in a new file */
+		if (pu_probe(uvm_base(c), 1) != 0)
 			_exit(24);
+		struct uvm_region *d = uvm_copy(r);
+		int n = 0;
+		while (uvm_map_anon(64 * PG, PROT_READ))
+			n++;
+		if (errno != ENOMEM || n < 50 || n > 64)
+			_exit(25);
+		if (!d || pu_probe(uvm_base(d), 1) != SIGBUS)
+			_exit(26);
+		if (pu_probe((char *)uvm_base(r) + PG, 0) ||
+		    ((char *)uvm_base(r))[PG] != 1)
+			_exit(27);
 		_exit(0);
 	}
 	int st = pu_wait(pid);
