@@ -17,29 +17,40 @@
  *      zero clock_nanosleep, if the notify set has it) that the watchdog
  *      answers: it now knows an id of this listener's sequence (ids are
  *      per listener and ascending);
- *   5. send the hello with the listener and the region (proto.h).
+ *   5. send the hello with the listener and the region (proto.h), and
+ *      close the listener: the supervisor and its backstop hold it.
  * From 3 to 5 the filter is in force but nobody else has the listener:
  * every call made there carries the cookie, whatever the notify set.
  *
- * The watchdog (one thread per image, all signals blocked, only
- * cookie-marked system calls) holds a copy of the listener and blocks
- * reading the control socket.  The supervisor never writes to it, so the
- * read returns only when the supervisor is gone (killed, crashed, or it
- * dropped us).  Then the watchdog takes over: states it can no longer
- * vouch for become SCHEDCTL_SOURCE_NONE (schedctl_state() says ENOTSUP
- * rather than a stale state), the notifications the supervisor received
- * but never answered (ids from rh_notif_id on) are answered CONTINUE,
- * and every later one is answered CONTINUE at once.  Without the copy,
- * notified calls would fail with ENOSYS once the supervisor's listener
- * closed; without the answering, they would hang.
+ * One listener per program.  The kernel lets a chain of filters have
+ * only one live listener: NEW_LISTENER fails with EBUSY while a filter
+ * the process inherited has one open anywhere.  Filters survive fork and
+ * exec, so only the first image installs one; in every fork child and
+ * exec'd image descended from it step 3 fails with EBUSY, 4 is skipped
+ * and the hello carries no listener: their calls notify the first
+ * image's listener, which the supervisor reads for the whole program
+ * (notify.c finds each thread's slot in its own image's region).  Such
+ * an image waits, after the hello, until the supervisor has mapped its
+ * region (SC_RH_SUPERVISED), so that its first notified call already
+ * gets the emulations (a cancel flag set before it, say).
  *
- * Each listener has exactly one answerer, in the process that uses it: a
- * watchdog that exits while holding a received notification would leave
- * that call waiting forever, so listeners are never shared between
- * processes.  Hence a fork child gets its own filter and listener (the
- * newest filter wins a tie, so the child's listener receives all of the
- * child's notifications), and so does an image that starts after the
- * supervisor died (agent_orphaned()), answered by its own watchdog.
+ * The watchdog (one thread per image, all signals blocked, only
+ * cookie-marked system calls) blocks reading the control socket.  The
+ * supervisor never writes to it, so the read returns only when the
+ * supervisor is gone (killed, crashed, or it dropped us).  Then states
+ * it can no longer vouch for become SCHEDCTL_SOURCE_NONE
+ * (schedctl_state() says ENOTSUP rather than a stale state).  The
+ * notifications are answered by the supervisor's backstop process
+ * (backstop.c), not by watchdogs: a thread of a program process that
+ * exits between receiving a notification and answering it would leave
+ * that call waiting, and with one listener for the whole program that
+ * would be another process's call.
+ *
+ * An image that starts after the supervisor died (agent_orphaned())
+ * shares the program's listener, still answered by the backstop; if no
+ * copy of it is open anywhere (the backstop died too), it installs a
+ * filter of its own answered by its own watchdog, which then also
+ * answers that image's descendants while it lives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,13 +71,16 @@
 #include "supervisor/sv.h"
 
 #define AGENT_PROBE_IDS 512   /* ids after rh_notif_id answered at takeover */
+#define AGENT_MAP_WAIT_MS 500 /* longest wait for the supervisor to map a
+                                 shared-filter image's region */
 
 typedef int (*agent_create_fn)(pthread_t *, const pthread_attr_t *,
                                void *(*)(void *), void *);
 
 static struct {
 	int ag_conn;                  /* control socket, -1 if unsupervised */
-	int ag_listener;              /* our copy, -1 if none */
+	int ag_listener;              /* installed here, until the hello (or
+	                                 for good, orphaned); -1 if none */
 	int ag_region_fd;             /* until sent */
 	struct sc_region_hdr *ag_hdr; /* this image's region */
 	uint64_t ag_learned_id;       /* written by the watchdog before it
@@ -74,12 +88,36 @@ static struct {
 	agent_create_fn ag_create;
 	struct sv_notify_set ag_set;
 	bool ag_enabled;              /* SCHEDCTL_SUPERVISOR was set */
-} ag = { -1, -1, -1, NULL, 0, NULL, { 0, { 0 } }, false };
+	bool ag_verbose;              /* SCHEDCTL_VERBOSE: notices wanted */
+	bool ag_watch_live;           /* this image's watchdog runs */
+	bool ag_fork_alone;           /* at the last fork, no thread but the
+	                                 forking one and the watchdog */
+	bool ag_watch_deferred;       /* a fork child's watchdog waits for
+	                                 the image's first new thread */
+} ag = { -1, -1, -1, NULL, 0, NULL, { 0, { 0 } }, false, false, false,
+         false, false };
 
+/* The cookie must not outlive the call in r9, where syscall(3) leaves
+ * it: a glibc wrapper with fewer than six arguments does not load r9,
+ * so the program's next system call would carry the cookie through the
+ * filter unnotified (a cancel flag set just before it, say, would be
+ * missed).  Hence the call in line, clearing r9 after it. */
 long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4)
 {
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = a3;
+	register long r8 __asm__("r8") = a4;
+	register long r9 __asm__("r9") = (long)SC_SYSCALL_COOKIE;
+	long r;
+	__asm__ volatile ("syscall\n\txorl %%r9d, %%r9d"
+	                  : "=a"(r), "+r"(r9)
+	                  : "0"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8)
+	                  : "rcx", "r11", "memory");
+	return r;
+#else
 	long r = syscall(nr, a0, a1, a2, a3, a4, (long)SC_SYSCALL_COOKIE);
 	return r < 0 ? -errno : r;
+#endif
 }
 
 static void agent_region_created(int fd, void *base)
@@ -148,9 +186,28 @@ static void agent_demote_slots(void)
 	}
 }
 
+/* A notice from the watchdog's takeover: one write(2) of a line the
+ * compiler built, with the cookie (the watchdog is bound by the
+ * program's filter in every image but the first, and the notify set may
+ * name write).  No formatting, stdio or allocation: another thread may
+ * fork at that instant, and the child would inherit any lock we held. */
+static void agent_notice_raw(const char *line, size_t len)
+{
+	if (ag.ag_verbose)
+		(void)sv_raw_syscall(SYS_write, STDERR_FILENO, (long)line,
+		                     (long)len, 0, 0);
+}
+#define AGENT_NOTICE_RAW(msg) \
+	agent_notice_raw("schedctl: " msg "\n", sizeof("schedctl: " msg "\n") - 1)
+
+/* listener: this image's own (orphaned), answered from now on; -1: the
+ * backstop answers (supervised images). */
 static void agent_takeover(int listener)
 {
 	agent_demote_slots();
+	AGENT_NOTICE_RAW("supervisor gone; the program continues unsupervised");
+	if (listener < 0)
+		return;
 	uint64_t base = ag.ag_hdr ? __atomic_load_n(&ag.ag_hdr->rh_notif_id,
 	                                            __ATOMIC_RELAXED) : 0;
 	if (base == 0)
@@ -158,7 +215,6 @@ static void agent_takeover(int listener)
 	for (uint64_t k = 0; base && k < AGENT_PROBE_IDS; k++)
 		agent_answer(listener, base + k);
 	agent_demote_slots();
-	sc_notice("supervisor gone; the program continues unsupervised");
 	for (;;) {
 		uint64_t id = agent_receive(listener);
 		if (id == 0)
@@ -175,7 +231,9 @@ static void agent_takeover(int listener)
 enum { AW_WAIT, AW_GO, AW_QUIT };
 static struct agent_watch {
 	int aw_conn;                  /* -1: orphan, no supervisor */
-	int aw_listener;              /* written before aw_ready = AW_GO */
+	int aw_listener;              /* written before aw_ready = AW_GO: a
+	                                 copy to learn with, closed after
+	                                 (supervised), or the orphan's own */
 	bool aw_learn;                /* expect the learning call */
 	uint32_t aw_ready;            /* futex word; release/acquire */
 	uint32_t aw_started;          /* futex word: the thread is running
@@ -213,6 +271,10 @@ static void *agent_watchdog(void *arg)
 		__atomic_store_n(&ag.ag_learned_id, id, __ATOMIC_RELEASE);
 		if (id)
 			agent_answer(w->aw_listener, id);
+	}
+	if (w->aw_listener >= 0) {    /* the backstop answers, not us */
+		(void)sv_raw_syscall(SYS_close, w->aw_listener, 0, 0, 0, 0);
+		w->aw_listener = -1;
 	}
 	for (;;) {
 		char c;
@@ -258,16 +320,27 @@ static int agent_start_watchdog(int conn)
 	return 0;
 }
 
-/* listener >= 0: go; -1: the watchdog is not needed after all. */
+/* The watchdog goes if there is a supervisor to watch or a listener to
+ * answer (orphaned); otherwise it is not needed after all.  listener:
+ * installed here, -1 if none.  A supervised watchdog gets a copy to
+ * learn with, and closes it. */
 static void agent_release_watchdog(int listener)
 {
+	bool go = ag_watch.aw_conn >= 0 || listener >= 0;
+	if (ag_watch.aw_conn >= 0 && listener >= 0) {
+		long d = sv_raw_syscall(SYS_fcntl, listener, F_DUPFD_CLOEXEC, 3,
+		                        0, 0);
+		listener = d < 0 ? -1 : (int)d;
+	}
 	ag_watch.aw_listener = listener;
-	ag_watch.aw_learn = ag_watch.aw_conn >= 0 && agent_can_learn();
-	__atomic_store_n(&ag_watch.aw_ready, listener >= 0 ? AW_GO : AW_QUIT,
+	ag_watch.aw_learn = ag_watch.aw_conn >= 0 && listener >= 0 &&
+	                    agent_can_learn();
+	ag.ag_watch_live = go;
+	__atomic_store_n(&ag_watch.aw_ready, go ? AW_GO : AW_QUIT,
 	                 __ATOMIC_RELEASE);
 	(void)syscall(SYS_futex, &ag_watch.aw_ready, FUTEX_WAKE_PRIVATE, 1,
 	              NULL, NULL, 0);
-	if (listener >= 0)
+	if (go)
 		(void)pthread_detach(ag_watch.aw_thread);
 	else
 		(void)pthread_join(ag_watch.aw_thread, NULL);
@@ -333,16 +406,18 @@ static void agent_promote_self(void)
 		                 __ATOMIC_RELAXED);
 }
 
-/* No supervisor (it died before this image started), but this image
- * may have inherited a filter whose listener is answered by watchdogs of
- * other processes, any of which may exit while holding one of our calls.
- * A filter of our own, answered by our own watchdog, isolates us: the
- * newest filter receives our notifications. */
-static void agent_orphaned(void)
+/* No supervisor (it died before this image started).  If we inherited
+ * the program's filter and its listener is still open (the backstop's
+ * copy), NEW_LISTENER fails with EBUSY and the backstop answers us.  If
+ * it is closed everywhere, our calls would fail with ENOSYS: a filter of
+ * our own, answered by our own watchdog, takes them. */
+static void agent_orphaned(bool may_thread)
 {
 	sc_notice("supervisor unreachable; running unsupervised");
 	(void)schedctl_self();
 	agent_demote_slots();
+	if (!may_thread)                  /* see agent_setup_image() */
+		return;
 	if (ag.ag_listener >= 0)          /* the parent's */
 		close(ag.ag_listener);
 	ag.ag_listener = -1;
@@ -354,25 +429,66 @@ static void agent_orphaned(void)
 		(void)sv_listener_sync_wakeup(l);
 		ag.ag_listener = l;
 	}
-	agent_release_watchdog(l);
+	agent_release_watchdog(l < 0 ? -1 : l);
 }
 
 /* Steps 1-5 above.  => the image is single-threaded. */
+/* A shared-filter image: wait (bounded) until the supervisor has mapped
+ * our region, announced by SC_RH_SUPERVISED in its header and a wake on
+ * that word (a shared futex: the memfd is mapped in both processes). */
+static void agent_wait_mapped(void)
+{
+	struct sc_region_hdr *h = ag.ag_hdr;
+	struct timespec t0, t;
+	if (!h)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		uint32_t f = __atomic_load_n(&h->rh_flags, __ATOMIC_ACQUIRE);
+		if (f & SC_RH_SUPERVISED)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long ms = (t.tv_sec - t0.tv_sec) * 1000 +
+		          (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= AGENT_MAP_WAIT_MS)
+			return;
+		struct timespec left = { 0, (AGENT_MAP_WAIT_MS - ms) * 1000000L };
+		(void)sv_raw_syscall(SYS_futex, (long)&h->rh_flags, FUTEX_WAIT,
+		                     (long)f, (long)&left, 0);
+	}
+}
+
+/* A fork child may create a thread (the watchdog) only if the parent
+ * had no other thread at the fork: one could have held a lock the
+ * thread's set-up needs, e.g. a sanitizer allocator's, which has no
+ * fork handler (the child would block forever; POSIX allows only
+ * async-signal-safe calls there).  Otherwise the watchdog is started
+ * with the child's first thread of its own (sv_agent_thread_begin()), or
+ * by the next exec's image; until then, if the supervisor dies, the
+ * child's states are not marked unknown (its calls are answered by the
+ * backstop all the same).  Everything else here is system calls. */
 static void agent_setup_image(bool forked)
 {
+	bool may_thread = !forked || ag.ag_fork_alone;
 	ag.ag_conn = agent_connect();
 	if (ag.ag_conn < 0) {
-		agent_orphaned();
+		agent_orphaned(may_thread);
 		return;
 	}
-	if (ag.ag_listener >= 0)          /* the parent's: we get our own */
+	if (ag.ag_listener >= 0)          /* an orphaned parent's own */
 		close(ag.ag_listener);
 	ag.ag_listener = -1;
 	sc_set_supervised(true);
 	agent_promote_self();
-	bool watched = agent_start_watchdog(ag.ag_conn) == 0;
+	bool watched = may_thread && agent_start_watchdog(ag.ag_conn) == 0;
+	__atomic_store_n(&ag.ag_watch_deferred, !may_thread, __ATOMIC_RELEASE);
 	int l = sv_filter_install(&ag.ag_set);
-	if (l < 0) {
+	bool shared = l == -EBUSY;
+	if (shared) {
+		/* The program's filter (an earlier image's) is in force: its
+		 * listener, which the supervisor has, takes our calls. */
+		l = -1;
+	} else if (l < 0) {
 		sc_notice("cannot install the seccomp filter; "
 		          "thread states come from /proc sampling only");
 	} else if (sv_listener_sync_wakeup(l) < 0) {
@@ -388,10 +504,23 @@ static void agent_setup_image(bool forked)
 		}
 	}
 	agent_send_hello(forked);
+	if (shared)
+		agent_wait_mapped();
+	if (l >= 0) {                     /* sent: the supervisor has it */
+		(void)sv_raw_syscall(SYS_close, l, 0, 0, 0, 0);
+		ag.ag_listener = -1;
+	}
+}
+
+static void agent_atfork_prepare(void)
+{
+	long n = sv_status_field(getpid(), "Threads");
+	ag.ag_fork_alone = n >= 1 && n <= (ag.ag_watch_live ? 2 : 1);
 }
 
 static void agent_atfork_child(void)
 {
+	ag.ag_watch_live = false;
 	if (ag.ag_conn >= 0)
 		close(ag.ag_conn);
 	ag.ag_conn = -1;
@@ -405,6 +534,8 @@ void sv_agent_start(int (*real_pthread_create)(pthread_t *,
 {
 	ag.ag_create = real_pthread_create;
 	ag.ag_enabled = getenv(SC_ENV_SUPERVISOR) != NULL && ag.ag_create;
+	const char *v = getenv("SCHEDCTL_VERBOSE");   /* as sc_notice() */
+	ag.ag_verbose = v && *v && strcmp(v, "0") != 0;
 	if (!ag.ag_enabled) {
 		(void)schedctl_self();
 		return;
@@ -419,10 +550,14 @@ void sv_agent_start(int (*real_pthread_create)(pthread_t *,
 	agent_setup_image(false);
 	/* After schedctl_self(): the library's own fork handler (which
 	 * forgets the parent's region) must run before ours. */
-	(void)pthread_atfork(NULL, NULL, agent_atfork_child);
+	(void)pthread_atfork(agent_atfork_prepare, NULL, agent_atfork_child);
 }
 
 void sv_agent_thread_begin(void)
 {
 	(void)schedctl_self();
+	if (__atomic_load_n(&ag.ag_watch_deferred, __ATOMIC_ACQUIRE) &&
+	    __atomic_exchange_n(&ag.ag_watch_deferred, false, __ATOMIC_ACQ_REL) &&
+	    ag.ag_conn >= 0 && agent_start_watchdog(ag.ag_conn) == 0)
+		agent_release_watchdog(-1);
 }

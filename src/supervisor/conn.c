@@ -13,15 +13,22 @@
  *
  * The socket staying open is the image's life: it is close-on-exec in
  * the program, so exec and exit both show as a hang-up here.
+ *
+ * A hello with a listener comes from the first image only (the kernel
+ * allows one live listener per filter chain, agent.c): it starts the
+ * listener's notify thread and its backstop (backstop.c).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "supervisor/sv.h"
@@ -84,11 +91,22 @@ static void conn_hello(struct sv_image *im, const struct sv_hello *h,
 			       (int)im->im_pid);
 		close(region);
 	}
+	if (im->im_base) {
+		/* Wakes an image that waits for this before its first
+		 * notified call (agent.c): from now on notify.c finds its
+		 * threads' slots. */
+		uint32_t *f = &((struct sc_region_hdr *)im->im_base)->rh_flags;
+		__atomic_or_fetch(f, SC_RH_SUPERVISED, __ATOMIC_RELEASE);
+		(void)syscall(SYS_futex, f, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
 	if (listener >= 0) {
 		im->im_listener = listener;
 		if (h->sh_first_id && im->im_base)
 			__atomic_store_n(&((struct sc_region_hdr *)im->im_base)->rh_notif_id,
 			                 h->sh_first_id, __ATOMIC_RELAXED);
+		if (sv_backstop_start(listener, im->im_base) < 0)
+			sv_log("pid %d: cannot start the backstop; if the supervisor "
+			       "dies, notified calls fail", (int)im->im_pid);
 		if (sv_notify_start(im) < 0)
 			sv_log("pid %d: cannot start a notification thread",
 			       (int)im->im_pid);

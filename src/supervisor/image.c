@@ -14,6 +14,11 @@
  * If the program shrinks the memfd, our loads would fault with SIGBUS:
  * the guard maps a zero page over the faulting page and lets the load
  * retry, so the supervisor reads zeros (no live slots) instead of dying.
+ *
+ * The list belongs to the main thread; a notify thread receives the
+ * notifications of every image of the program (one listener per filter
+ * chain, agent.c) and looks threads of other images up under image_lock,
+ * which the main thread takes to link, unlink or map an image.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +30,8 @@
 
 #include "supervisor/sv.h"
 
+static pthread_mutex_t image_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct sv_image *sv_image_new(pid_t pid, int conn)
 {
 	struct sv_image *im = calloc(1, sizeof *im);
@@ -34,8 +41,10 @@ struct sv_image *sv_image_new(pid_t pid, int conn)
 	im->im_conn = conn;
 	im->im_listener = -1;
 	im->im_refs = 1;
+	pthread_mutex_lock(&image_lock);
 	im->im_next = sv.st_images;
 	sv.st_images = im;
+	pthread_mutex_unlock(&image_lock);
 	return im;
 }
 
@@ -61,17 +70,19 @@ void sv_image_put(struct sv_image *im)
 /* => main thread.  Unlinks im and drops the main thread's reference. */
 void sv_image_gone(struct sv_image *im)
 {
+	pthread_mutex_lock(&image_lock);
 	__atomic_store_n(&im->im_gone, true, __ATOMIC_RELAXED);
-	if (im->im_conn >= 0) {
-		epoll_ctl(sv.st_epfd, EPOLL_CTL_DEL, im->im_conn, NULL);
-		close(im->im_conn);
-		im->im_conn = -1;
-	}
 	for (struct sv_image **pp = &sv.st_images; *pp; pp = &(*pp)->im_next)
 		if (*pp == im) {
 			*pp = im->im_next;
 			break;
 		}
+	pthread_mutex_unlock(&image_lock);
+	if (im->im_conn >= 0) {
+		epoll_ctl(sv.st_epfd, EPOLL_CTL_DEL, im->im_conn, NULL);
+		close(im->im_conn);
+		im->im_conn = -1;
+	}
 	sv_image_put(im);
 }
 
@@ -87,7 +98,9 @@ int sv_image_map(struct sv_image *im, int memfd)
 		munmap(p, SC_REGION_SIZE);
 		return -EPROTO;
 	}
+	pthread_mutex_lock(&image_lock);
 	im->im_base = p;
+	pthread_mutex_unlock(&image_lock);
 	return 0;
 }
 
@@ -120,6 +133,25 @@ struct sc_slot *sv_slot_find(const struct sv_image *im, pid_t tid,
 			return slot_at(im, i);
 		}
 	return NULL;
+}
+
+struct sc_slot *sv_slot_find_any(pid_t tid, uint32_t *hint,
+                                 const struct sv_image *skip,
+                                 struct sv_image **imp)
+{
+	struct sc_slot *s = NULL;
+	pthread_mutex_lock(&image_lock);
+	for (struct sv_image *im = sv.st_images; im && !s; im = im->im_next) {
+		if (im == skip || __atomic_load_n(&im->im_gone, __ATOMIC_RELAXED))
+			continue;
+		s = sv_slot_find(im, tid, hint);
+		if (s) {
+			__atomic_add_fetch(&im->im_refs, 1, __ATOMIC_RELAXED);
+			*imp = im;
+		}
+	}
+	pthread_mutex_unlock(&image_lock);
+	return s;
 }
 
 /* Publish a state observed by the supervisor (abi.h: W fields, relaxed;

@@ -16,15 +16,20 @@
  *     task.c     the table of traced threads
  *     trace.c    ptrace events (clone/fork/vfork/exec/exit, stops)
  *     notify.c   one thread per listener: notifications, emulations
+ *     backstop.c a process per listener that answers it once the
+ *                supervisor is gone
  *     sample.c   /proc sampling of thread states
  *
  * Threads of the supervisor: the main thread (the ptrace tracer: only it
  * may issue ptrace requests) owns the task table, the image list and the
- * sampler; one notify thread per image owns nothing but its image's
- * listener and a private slot cache.  An image is shared between the
- * main thread and its notify thread by reference count (im_refs).
- * sv_lock protects only the request queue from notify threads to the
- * main thread (SIGBLOCK requests).  Lock order: sv_lock is a leaf.
+ * sampler; one notify thread per listener (in practice one per program:
+ * the kernel allows one live listener per filter chain, agent.c) owns
+ * nothing but its image's listener and a private slot cache.  An image
+ * is shared between the main thread and notify threads by reference
+ * count (im_refs).  sv_lock protects the request queue from notify
+ * threads to the main thread (SIGBLOCK requests) and im_deferred_low;
+ * image_lock (image.c) lets notify threads walk the image list, which
+ * only the main thread changes.  Both are leaves, never held together.
  */
 #ifndef SC_SUPERVISOR_SV_H
 #define SC_SUPERVISOR_SV_H
@@ -62,9 +67,11 @@ SC_HIDDEN int sv_listener_sync_wakeup(int listener);
 SC_HIDDEN void sv_agent_start(int (*real_pthread_create)(pthread_t *,
                               const pthread_attr_t *, void *(*)(void *),
                               void *));
-/* Give a new thread its slot (from the preload's pthread_create). */
+/* Give a new thread its slot (from the preload's pthread_create), and a
+ * fork child its deferred watchdog (agent.c). */
 SC_HIDDEN void sv_agent_thread_begin(void);
-/* Raw system call with the cookie: never notified. => result or -errno. */
+/* Raw system call with the cookie: never notified; the cookie does not
+ * stay in a register afterwards.  => result or -errno. */
 SC_HIDDEN long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3,
                               long a4);
 
@@ -83,15 +90,19 @@ SC_HIDDEN int sv_parse_cpus(const char *s, cpu_set_t *set);
 
 struct sv_image {
 	pid_t im_pid;                 /* process (tgid) */
-	char *im_base;                /* region mapping or NULL (immutable) */
+	char *im_base;                /* region mapping or NULL (set once, under
+	                                 image_lock) */
 	int im_listener;              /* -1 if none */
+	uint64_t im_deferred_low;     /* sv_lock: oldest notification id of
+	                                 this listener deferred to the main
+	                                 thread and not yet handled, 0 none */
 	int im_conn;                  /* control socket, -1 when closed */
 	bool im_has_thread;
 	pthread_t im_thread;
 	int im_refs;                  /* atomic (acq_rel) */
 	bool im_gone;                 /* relaxed: image replaced or exited */
 	uint64_t im_notified;         /* relaxed counter (statistics) */
-	struct sv_image *im_next;     /* main thread's list */
+	struct sv_image *im_next;     /* main thread's list (image_lock) */
 };
 
 struct sv_task {
@@ -121,6 +132,11 @@ struct sv_state {
 
 extern struct sv_state sv;
 
+/* backstop.c: main thread.  Starts the process that answers listener's
+ * notifications after the supervisor's death (region: the listener
+ * image's mapping or NULL).  => 0, or -errno. */
+SC_HIDDEN int sv_backstop_start(int listener, const void *region);
+
 /* loop.c */
 SC_HIDDEN void sv_main(int listen_fd, pid_t root) __attribute__((noreturn));
 SC_HIDDEN void sv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -138,6 +154,11 @@ SC_HIDDEN void sv_image_put(struct sv_image *im);
 SC_HIDDEN int sv_image_map(struct sv_image *im, int memfd);
 /* The live slot of tid in im, NULL if none.  *hint caches the index.
  * Bounds-checked: the region is written by the program. */
+/* Any thread: tid's slot in whichever live image but skip has it, with a
+ * reference on that image in *imp (sv_image_put it); NULL if none. */
+SC_HIDDEN struct sc_slot *sv_slot_find_any(pid_t tid, uint32_t *hint,
+                                           const struct sv_image *skip,
+                                           struct sv_image **imp);
 SC_HIDDEN struct sc_slot *sv_slot_find(const struct sv_image *im, pid_t tid,
                                        uint32_t *hint);
 SC_HIDDEN void sv_slot_store(struct sc_slot *s, int state, int cpu);

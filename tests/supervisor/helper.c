@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -496,6 +497,167 @@ static int mode_killsup(const char *self)
 	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* ---- the supervisor and then the first image die; descendants go on ----
+ *
+ * The kernel allows one live listener per filter chain, so a fork child
+ * and an exec'd image share the first image's listener.  After the
+ * supervisor is killed and the first image (P) has exited, a copy of
+ * that listener held by neither must answer their notified calls, or
+ * they fail with ENOSYS (or hang). */
+
+/* Blocks on the pipe until P exits (read is not notified by default),
+ * then until P is a zombie: its files, the listener copy among them,
+ * are closed by then.  Busy-waits on the vDSO clock, not a notified
+ * sleep. */
+static void h_wait_parent_gone(int go, pid_t parent)
+{
+	char c;
+	while (read(go, &c, 1) > 0)
+		;
+	for (;;) {
+		char path[64], buf[512];
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)parent);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			break;
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *e = strrchr(buf, ')');
+		if (!e || e[2] == 'Z' || e[2] == 'X')
+			break;
+		sched_yield();
+	}
+}
+
+/* => "ok" if notified calls complete as they would natively. */
+static const char *h_notified_calls_work(void)
+{
+	struct timespec ts = { 0, 2000000 };
+	if (nanosleep(&ts, NULL) != 0)
+		return errno == ENOSYS ? "enosys" : "error";
+	return h_pingpong(1000) == 1000 ? "ok" : "pingpong";
+}
+
+static int mode_orphans_exec(int go, int ready, pid_t parent)
+{
+	(void)!write(ready, "r", 1);
+	close(ready);
+	h_wait_parent_gone(go, parent);
+	printf("orphan_exec=%s\n", h_notified_calls_work());
+	return 0;
+}
+
+static int mode_orphans(const char *self)
+{
+	pid_t tr = h_tracer(), me = getpid();
+	int go[2], ready[2];
+	if (tr <= 0 || pipe(go) < 0 || pipe(ready) < 0)
+		return 3;
+	if (fork() == 0) {               /* a fork child */
+		close(go[1]);
+		close(ready[0]);
+		close(ready[1]);
+		h_wait_parent_gone(go[0], me);
+		printf("orphan_fork=%s\n", h_notified_calls_work());
+		_exit(0);
+	}
+	if (fork() == 0) {               /* an exec'd image */
+		close(go[1]);
+		close(ready[0]);
+		char a[3][16];
+		snprintf(a[0], sizeof a[0], "%d", go[0]);
+		snprintf(a[1], sizeof a[1], "%d", ready[1]);
+		snprintf(a[2], sizeof a[2], "%d", (int)me);
+		execl(self, self, "orphans-exec", a[0], a[1], a[2], (char *)NULL);
+		_exit(99);
+	}
+	close(ready[1]);
+	char c;
+	if (read(ready[0], &c, 1) != 1)
+		return 4;
+	kill(tr, SIGKILL);
+	for (int i = 0; i < 5000 && h_tracer() != 0; i++)
+		h_sleep_ms(1);
+	printf("tracer_after=%d\n", (int)h_tracer());
+	return 0;                         /* closes go[1]: the children go on */
+}
+
+/* ---- deferred notifications when the supervisor dies ----
+ *
+ * A thread that sets sc_sigblock has its next notified call deferred to
+ * the supervisor's main thread (notify.c); another thread keeps
+ * notifying meanwhile, so newer ids pass the deferred one.  The
+ * supervisor is killed in the middle: every call must still complete. */
+
+static atomic_long h_sb_calls, h_nap_calls;
+
+static void *th_sigblocker(void *a)
+{
+	(void)a;
+	sc_shared_t *me = schedctl_self();
+	sigset_t none;
+	sigemptyset(&none);
+	while (!atomic_load(&h_stop)) {
+		if (me)
+			__atomic_store_n(&me->sc_sigblock, 1, __ATOMIC_RELEASE);
+		struct timespec ts = { 0, 20000 };
+		(void)nanosleep(&ts, NULL);
+		pthread_sigmask(SIG_SETMASK, &none, NULL);
+		atomic_fetch_add(&h_sb_calls, 1);
+	}
+	return NULL;
+}
+
+static void *th_napper_fast(void *a)
+{
+	(void)a;
+	while (!atomic_load(&h_stop)) {
+		struct timespec ts = { 0, 10000 };
+		(void)nanosleep(&ts, NULL);
+		atomic_fetch_add(&h_nap_calls, 1);
+	}
+	return NULL;
+}
+
+static int mode_sigblock_killsup(void)
+{
+	pid_t tr = h_tracer();
+	if (tr <= 0)
+		return 3;
+	pthread_t a, b;
+	pthread_create(&a, NULL, th_sigblocker, NULL);
+	pthread_create(&b, NULL, th_napper_fast, NULL);
+	h_sleep_ms(300);
+	long before = atomic_load(&h_sb_calls);
+	kill(tr, SIGKILL);
+	h_sleep_ms(300);
+	long at_stop = atomic_load(&h_sb_calls);
+	atomic_store(&h_stop, 1);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	printf("sigblock_calls=%ld,%ld naps=%ld tracer_after=%d\n", before,
+	       at_stop, atomic_load(&h_nap_calls), (int)h_tracer());
+	return before > 0 && at_stop > before ? 0 : 1;
+}
+
+/* ---- emulations in a fork child (its slot is in its own region) ---- */
+
+static int mode_cancel(void);
+static int mode_sigblock(void);
+static int mode_park(void);
+
+static int mode_fork_emulations(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(mode_cancel() | mode_sigblock() << 1 | mode_park() << 2);
+	int st;
+	waitpid(p, &st, 0);
+	printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
 /* ---- notifications interrupted by signals ---- */
 
 static atomic_int h_sigs;
@@ -870,6 +1032,15 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(m, "killsup"))
 		return mode_killsup(argv[0]);
+	if (!strcmp(m, "sigblock-killsup"))
+		return mode_sigblock_killsup();
+	if (!strcmp(m, "fork-emulations"))
+		return mode_fork_emulations();
+	if (!strcmp(m, "orphans"))
+		return mode_orphans(argv[0]);
+	if (!strcmp(m, "orphans-exec") && argc > 4)
+		return mode_orphans_exec(atoi(argv[2]), atoi(argv[3]),
+		                         (pid_t)atoi(argv[4]));
 	if (!strcmp(m, "cancel"))
 		return mode_cancel();
 	if (!strcmp(m, "signals"))

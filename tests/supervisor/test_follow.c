@@ -164,6 +164,30 @@ Test(follow, program_survives_the_supervisor_killed, .timeout = 120)
 	}
 }
 
+/* One listener per program (the kernel's rule for a filter chain): a
+ * fork child's and an exec'd image's notified calls still complete when
+ * both the supervisor and the first image are gone (the backstop holds
+ * the listener; glibc locks: their waits are notified). */
+Test(follow, descendants_survive_the_supervisor_and_the_first_image, .timeout = 60)
+{
+	run_helper("--policy=glibc", "orphans", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert_eq(su_field(r.out, "tracer_after"), 0, "%s", r.out);
+	cr_assert(strstr(r.out, "orphan_fork=ok"), "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "orphan_exec=ok"), "%s%s", r.out, r.err);
+}
+
+/* Calls deferred to the supervisor's main thread (sc_sigblock) while
+ * newer notifications pass them: the supervisor dies, all complete. */
+Test(follow, deferred_calls_survive_the_supervisor_killed, .timeout = 90)
+{
+	for (int i = 0; i < 3; i++) {
+		run_helper(NULL, "sigblock-killsup", NULL);
+		cr_assert_eq(SU_EXIT(&r), 0, "round %d: %s%s", i, r.out, r.err);
+		cr_assert_eq(su_field(r.out, "tracer_after"), 0, "%s", r.out);
+	}
+}
+
 Test(follow, notifications_interrupted_by_signals, .timeout = 60)
 {
 	run_helper("--state-source=supervisor", "signals", NULL);
@@ -221,6 +245,15 @@ Test(emulation, park_flag_is_cleared_by_the_park, .timeout = 60)
 {
 	run_helper(NULL, "park", NULL);
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
+
+/* A fork child's notifications reach the first image's listener (one
+ * per program): its slot is found in its own region all the same. */
+Test(emulation, fork_child_gets_the_emulations, .timeout = 60)
+{
+	run_helper(NULL, "fork-emulations", NULL);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+	cr_assert_eq(su_field(r.out, "child_status"), 0, "%s", r.out);
 }
 
 Test(emulation, without_flags_calls_behave_natively, .timeout = 60)
