@@ -20,6 +20,14 @@
  * setgid to someone else, with file capabilities) and programs already
  * being traced run unsupervised, with a one-line message.
  *
+ * An explicit choice (an option, or its variable) that cannot be
+ * honoured is said in one line on stderr and the program runs anyway:
+ * --notify where no seccomp filter can be installed (checked here, in a
+ * throw-away child), --state-source=perf where the kernel refuses
+ * context-switch records (said by the program's first thread without a
+ * ring, src/sc/thread.c).  The automatic defaults fall back quietly
+ * (--verbose tells).
+ *
  * The preload is found at $SCHEDCTL_PRELOAD, else next to this
  * executable in the build tree (../preload/), else in the install
  * libdir (absolute, then relative to this executable).
@@ -32,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -107,7 +116,12 @@ static void run_help(FILE *f)
 	fprintf(f, "  %-32s this help\n\n"
 	           "exit status: PROGRAM's own (a shell shows 128+N for signal N);\n"
 	           "127 not found, 126 not executable, 2 usage error, 1 preload "
-	           "library missing\n", "-h, --help");
+	           "library missing\n\n"
+	           "An explicit --notify or --state-source=perf that this machine "
+	           "cannot honour\n(no seccomp filter; perf refused) is said in one "
+	           "line on stderr and the\nprogram runs anyway with the fallback; "
+	           "the defaults fall back quietly\n(--verbose tells).\n",
+	           "-h, --help");
 }
 
 static int run_check_value(const struct run_opt *o, const char *v,
@@ -289,6 +303,31 @@ out:
 	return why;
 }
 
+/* --notify (or SCHEDCTL_NOTIFY) given, but would the program's filter
+ * go in?  The agent installs it after exec and falls back to /proc
+ * sampling quietly; try the same install in a child first, so that the
+ * user who asked hears it cannot be honoured.  The child's filter
+ * notifies nothing it calls before _exit. */
+static void run_check_filter(void)
+{
+	const char *v = getenv(SC_ENV_NOTIFY);
+	if (!v || !*v)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sv_notify_set none = { .ns_n = 0 };
+		int l = sv_filter_install(&none);
+		_exit(l < 0 ? -l & 0xff : 0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) == 0)
+		return;
+	fprintf(stderr, "schedctl: --notify: no seccomp filter can be installed "
+	        "here (%s): no calls are notified; thread states come from "
+	        "/proc sampling only\n", strerror(WEXITSTATUS(st)));
+}
+
 static bool run_already_traced(void)
 {
 	return sv_status_field(getpid(), "TracerPid") > 0;
@@ -397,6 +436,7 @@ int cli_run_main(int argc, char **argv)
 		return r;
 	if (run_set_preload(lib) < 0)
 		return CLI_EXIT_FAIL;
+	run_check_filter();
 	fflush(NULL);
 	char err[160];
 	if (sv_launch(err, sizeof err) < 0)

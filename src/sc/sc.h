@@ -126,6 +126,9 @@ SC_HIDDEN void sc_set_wanted_source(enum sc_want want);
  * the preload or SCHEDCTL_VERBOSE turned them on. */
 SC_HIDDEN void sc_notices_enable(bool on);
 SC_HIDDEN void sc_notice(const char *msg);
+/* The same, but always said when chosen: an explicit choice of the user
+ * that cannot be honoured. */
+SC_HIDDEN void sc_notice_choice(bool chosen, const char *msg);
 
 /* ---- state.c ---- */
 

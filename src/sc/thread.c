@@ -95,7 +95,15 @@ void sc_notices_enable(bool on)
 
 void sc_notice(const char *msg)
 {
-	if (!__atomic_load_n(&thread_notices, __ATOMIC_RELAXED))
+	sc_notice_choice(false, msg);
+}
+
+/* A choice the user made explicitly (an option or its variable) that
+ * cannot be honoured is always said; automatic decisions only with
+ * --verbose. */
+void sc_notice_choice(bool chosen, const char *msg)
+{
+	if (!chosen && !__atomic_load_n(&thread_notices, __ATOMIC_RELAXED))
 		return;
 	char buf[256];
 	size_t n = strlen(msg);
@@ -129,11 +137,14 @@ static void thread_mirror_policy(sc_shared_t *pub)
 	}
 }
 
-/* Say once why a thread has no kernel ring. */
-static void thread_explain_no_ring(int err, bool sup)
+/* Say once why a thread has no kernel ring: always when the user asked
+ * for perf (--state-source=perf), else only with --verbose. */
+static void thread_explain_no_ring(int err, bool sup, bool chosen)
 {
 	static int said_refused, said_budget;
-	const char *fallback = sup ? "using the supervisor's view of thread states"
+	const char *fallback = chosen ? "--state-source=perf not honoured: "
+	                                "those threads' states are unknown"
+	                     : sup ? "using the supervisor's view of thread states"
 	                           : "no supervisor: those threads' states are unknown";
 	char msg[200];
 	if (sc_perf_refused()) {
@@ -148,7 +159,7 @@ static void thread_explain_no_ring(int err, bool sup)
 		         "threads (%s: perf mlock budget spent?); %s", strerror(-err),
 		         fallback);
 	}
-	sc_notice(msg);
+	sc_notice_choice(chosen, msg);
 }
 
 static uint8_t thread_pick_source(char *ring)
@@ -159,7 +170,8 @@ static uint8_t thread_pick_source(char *ring)
 		int err = sc_perf_attach(ring);
 		if (err == 0)
 			return SCHEDCTL_SOURCE_PERF;
-		thread_explain_no_ring(err, sup && want == SC_WANT_AUTO);
+		thread_explain_no_ring(err, sup && want == SC_WANT_AUTO,
+		                       want == SC_WANT_PERF);
 		if (want == SC_WANT_PERF)
 			return SCHEDCTL_SOURCE_NONE;
 	}

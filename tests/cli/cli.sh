@@ -1,8 +1,8 @@
 #!/bin/sh
 # The schedctl command: help, version, demo, and exit codes on bad input.
-# usage: cli.sh SCHEDCTL
+# usage: cli.sh SCHEDCTL REFUSE (tests/cli/refuse.c)
 set -u
-sc=$1
+sc=$1 refuse=$2
 fail=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -55,5 +55,21 @@ done
 # The thread blocked in read() must be seen asleep in (nearly) every sample.
 grep 'blocked in read() on a pipe  ' "$out" | grep -qE ' (9[5-9]|100)% ' ||
 	{ echo "FAIL: read() thread not SLEEP"; tail -12 "$out"; fail=1; }
+# An explicit choice that cannot be honoured is said on stderr without
+# --verbose; the automatic default falls back quietly.
+lacks() {
+	! grep -qF -- "$1" "$out" || { echo "FAIL: output has '$1'"; tail -5 "$out"; fail=1; }
+}
+expect 0 "$refuse" perf_event_open "$sc" run --state-source=perf -- true
+has 'schedctl: kernel context-switch records refused (Permission denied); --state-source=perf not honoured'
+expect 0 "$refuse" perf_event_open "$sc" run -- true;      lacks 'schedctl:'
+expect 0 "$refuse" seccomp "$sc" run --notify=default,+read -- true
+has 'schedctl: --notify: no seccomp filter can be installed here (Permission denied)'
+expect 0 env SCHEDCTL_NOTIFY=default "$refuse" seccomp "$sc" run -- true
+has 'schedctl: --notify: no seccomp filter'
+expect 0 "$refuse" seccomp "$sc" run -- true;              lacks 'schedctl:'
+expect 0 "$sc" run --notify=default -- true;               lacks 'schedctl:'
+expect 0 "$sc" run --help;                 has 'cannot honour'
+
 [ $fail = 0 ] && echo "cli: all checks passed"
 exit $fail
