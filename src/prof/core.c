@@ -14,7 +14,9 @@
  *     key destructors, e.g. libunwind's cache, which re-arms its key
  *     until the last destructor round and then takes a mutex) count in
  *     the shared records only.  A record taken there could never be
- *     given back: no destructor round would run for it.
+ *     given back: no destructor round would run for it.  A record a
+ *     thread took in the last round anyway (its first lock was there)
+ *     is taken back by thread_reclaim once the thread is gone.
  *   - tls_busy > 0: the thread is inside the profiler (or is its agent):
  *     every hook returns at once, so locks taken by libunwind, liburcu or
  *     the report code on this thread are not profiled and cannot recurse.
@@ -26,6 +28,7 @@
 #include <linux/perf_event.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "prof/prof_int.h"
@@ -67,26 +70,35 @@ void prof_entry_flush(struct prof_tentry *te)
 		__atomic_store_n(&te->te_hist[i], 0, __ATOMIC_RELAXED);
 }
 
-static void thread_release(void *arg)
+/* Add pt's counters to the shared records and clear it for another
+ * thread; tid was its thread's.  => by its own thread, or by
+ * thread_reclaim once that thread is gone. */
+static void record_clear(struct prof_thread *pt, int32_t tid)
 {
-	struct prof_thread *pt = arg;
-	if (!pt)
-		return;
-	tls_busy++;
 	for (int i = 0; i < PROF_TENTRIES; i++) {
 		prof_entry_flush(&pt->pt_t[i]);
 		__atomic_store_n(&pt->pt_t[i].te_site, NULL, __ATOMIC_RELAXED);
 	}
 	prof_add(&prof_g.g_untracked, pt->pt_untracked);
 	pt->pt_untracked = 0;
-	uint64_t now = prof_tick();
-	prof_trace_event(pt, PROF_EV_STATE, now, now, NULL, SC_FREE);
 	__atomic_store_n(&pt->pt_nheld, 0, __ATOMIC_RELAXED);
-	int32_t tid = pt->pt_tid;
-	if (tid > 0 && (unsigned)tid < prof_g.g_maxtid)
-		__atomic_store_n(&prof_g.g_bytid[tid], NULL, __ATOMIC_RELAXED);
+	struct prof_thread *me = pt;
+	if (tid > 0 && (unsigned)tid < prof_g.g_maxtid)   /* unless reused */
+		__atomic_compare_exchange_n(&prof_g.g_bytid[tid], &me, NULL, false,
+		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	__atomic_store_n(&pt->pt_tid, 0, __ATOMIC_RELAXED);
 	pt->pt_chunk = NULL;
+}
+
+static void thread_release(void *arg)
+{
+	struct prof_thread *pt = arg;
+	if (!pt)
+		return;
+	tls_busy++;
+	uint64_t now = prof_tick();
+	prof_trace_event(pt, PROF_EV_STATE, now, now, NULL, SC_FREE);
+	record_clear(pt, pt->pt_tid);
 	sc_ilock_acquire(&prof_thr_lock);
 	pt->pt_next_free = prof_free_thr;
 	prof_free_thr = pt;
@@ -99,6 +111,42 @@ static void thread_exit_destructor(void *arg)
 {
 	tls_gone = true;
 	thread_release(arg);
+}
+
+/*
+ * The pool is spent: take back the records of threads that are gone
+ * without giving theirs back (a first lock in the last destructor
+ * round, after the profiler's destructor could run, or a raw exit) onto
+ * the free list.  The kernel saying the tid no longer exists (tgkill
+ * ESRCH) means that thread can write nothing more; a tid reused by a
+ * live thread keeps its record until that one is gone too.  After a
+ * scan that found nothing, none for a millisecond (more live threads
+ * than records).  => prof_thr_lock held; the number taken back.
+ */
+static unsigned thread_reclaim(void)
+{
+	static uint64_t fruitless;     /* under prof_thr_lock */
+	uint64_t now = prof_mono_ns();
+	if (now - fruitless < 1000000)
+		return 0;
+	int saved = errno;
+	pid_t pid = getpid();
+	unsigned n = __atomic_load_n(&prof_g.g_nthr, __ATOMIC_RELAXED), got = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct prof_thread *pt = &prof_g.g_thrpool[i];
+		int32_t tid = __atomic_load_n(&pt->pt_tid, __ATOMIC_RELAXED);
+		if (tid <= 0 || syscall(SYS_tgkill, pid, tid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		record_clear(pt, tid);
+		pt->pt_next_free = prof_free_thr;
+		prof_free_thr = pt;
+		got++;
+	}
+	errno = saved;
+	if (!got)
+		fruitless = now;
+	return got;
 }
 
 int prof_threads_init(void)
@@ -114,19 +162,23 @@ struct prof_thread *prof_self(void)
 	if (tls_gone)
 		return NULL;     /* exiting: shared records only, see above */
 	sc_ilock_acquire(&prof_thr_lock);
+	if (!prof_free_thr) {
+		unsigned idx = __atomic_load_n(&prof_g.g_nthr, __ATOMIC_RELAXED);
+		if (idx < prof_g.g_maxthr) {
+			prof_free_thr = &prof_g.g_thrpool[idx];
+			prof_free_thr->pt_next_free = NULL;
+			__atomic_store_n(&prof_g.g_nthr, idx + 1, __ATOMIC_RELAXED);
+		} else {
+			(void)thread_reclaim();
+		}
+	}
 	pt = prof_free_thr;
 	if (pt)
 		prof_free_thr = pt->pt_next_free;
 	sc_ilock_release(&prof_thr_lock);
 	if (!pt) {
-		unsigned idx = __atomic_fetch_add(&prof_g.g_nthr, 1, __ATOMIC_RELAXED);
-		if (idx >= prof_g.g_maxthr) {
-			__atomic_store_n(&prof_g.g_nthr, prof_g.g_maxthr,
-			                 __ATOMIC_RELAXED);
-			prof_add(&prof_g.g_thr_overflow, 1);
-			return NULL;
-		}
-		pt = &prof_g.g_thrpool[idx];
+		prof_add(&prof_g.g_thr_overflow, 1);
+		return NULL;
 	}
 	int32_t tid = (int32_t)gettid();
 	pt->pt_next_free = NULL;

@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lock/lock.h"
@@ -45,17 +47,27 @@ static void late_dtor(void *arg)
 	take();
 }
 
+static int churn_body;        /* acquisitions in a thread's body */
+static bool churn_early;      /* and one in the first destructor round */
+
 static void *churn_thread(void *arg)
 {
-	for (int i = 0; i < BODY_ACQ; i++)
+	for (int i = 0; i < churn_body; i++)
 		take();
-	(void)pthread_setspecific(early_key, (void *)1);
+	if (churn_early)
+		(void)pthread_setspecific(early_key, (void *)1);
 	(void)pthread_setspecific(late_key, (void *)1);
 	return arg;
 }
 
-Test(prof_threads, records_reused_after_exit_destructors, .timeout = 60)
+/* NTHREADS threads over CAP records, each taking churn_m body times in
+ * its body, once in the first destructor round if early, and once in
+ * the last. */
+static void churn_case(int body, bool early)
 {
+	churn_body = body;
+	churn_early = early;
+	int per = body + (early ? 1 : 0) + 1;
 	struct prof_config c;
 	memset(&c, 0, sizeof c);
 	c.pc_max_locks = c.pc_max_sites = c.pc_max_stacks = 1024;
@@ -69,7 +81,8 @@ Test(prof_threads, records_reused_after_exit_destructors, .timeout = 60)
 	for (int i = 0; i < NTHREADS; i += BATCH) {
 		pthread_t t[BATCH];
 		for (int k = 0; k < BATCH; k++)
-			cr_assert_eq(pthread_create(&t[k], NULL, churn_thread, NULL), 0);
+			cr_assert_eq(pthread_create(&t[k], NULL, churn_thread, NULL),
+			             0);
 		for (int k = 0; k < BATCH; k++)
 			pthread_join(t[k], NULL);
 	}
@@ -79,7 +92,7 @@ Test(prof_threads, records_reused_after_exit_destructors, .timeout = 60)
 	sc_lock_mutex_lock(&churn_m);
 	long n = churn_n;
 	sc_lock_mutex_unlock(&churn_m);
-	cr_assert_eq(n, (long)NTHREADS * (BODY_ACQ + 2));
+	cr_assert_eq(n, (long)NTHREADS * per);
 	struct prof_snap *s = prof_snap_take(true);
 	cr_assert_not_null(s);
 	cr_assert_eq(s->thread_overflow, 0, "%llu acquisitions found no record "
@@ -87,12 +100,31 @@ Test(prof_threads, records_reused_after_exit_destructors, .timeout = 60)
 	             (unsigned long long)s->thread_overflow, NTHREADS, CAP);
 	const struct prof_slock *l = find_lock(s, &churn_m);
 	cr_assert_not_null(l);
-	cr_assert_eq(l->l_c.c_acq, (uint64_t)NTHREADS * (BODY_ACQ + 2) + 1,
+	/* +1: the read of churn_n above. */
+	cr_assert_eq(l->l_c.c_acq, (uint64_t)NTHREADS * (uint64_t)per + 1,
 	             "every acquisition counted: %llu",
 	             (unsigned long long)l->l_c.c_acq);
-	/* (+1: the read of churn_n above.)  Every body acquisition went through a thread record (holds are
-	 * timed there); the last threads were profiled as the first. */
-	cr_assert_geq(l->l_c.c_hold_n, (uint64_t)NTHREADS * BODY_ACQ,
+	/* Every acquisition in a body (or, without one, the last round's)
+	 * went through a thread record (holds are timed there): the last
+	 * threads were profiled as the first. */
+	cr_assert_geq(l->l_c.c_hold_n, (uint64_t)NTHREADS * (uint64_t)body +
+	              (body ? 0 : NTHREADS),
 	              "timed holds %llu", (unsigned long long)l->l_c.c_hold_n);
 	prof_snap_free(s);
+}
+
+/* Each thread locks in its body, so it has a record before the
+ * profiler's destructor runs; its later locks must not take another. */
+Test(prof_threads, records_reused_after_exit_destructors, .timeout = 60)
+{
+	churn_case(BODY_ACQ, true);
+}
+
+/* A thread's only lock comes in the last destructor round: the record
+ * it takes there can be given back by no destructor (none runs after
+ * that round), and is taken back once the thread is gone.  Its hold is
+ * timed through that record. */
+Test(prof_threads, records_taken_in_the_last_round_come_back, .timeout = 60)
+{
+	churn_case(0, false);
 }

@@ -226,14 +226,14 @@ static int finish(const struct run *r, int status)
 	return ok;
 }
 
-/* CR_TSAN_EXCLUDE: space-separated fnmatch patterns of tests not run
+/* CR_TSAN_EXCLUDE: whitespace-separated fnmatch patterns of tests not run
  * (those TSan itself cannot run; ./dev tsan says why). */
 static bool excluded(const char *id)
 {
 	const char *ex = getenv("CR_TSAN_EXCLUDE");
 	char pat[256];
 	while (ex && *ex) {
-		size_t n = strcspn(ex, " ");
+		size_t n = strcspn(ex, " \t\n");
 		if (n > 0 && n < sizeof pat) {
 			memcpy(pat, ex, n);
 			pat[n] = 0;
@@ -243,7 +243,7 @@ static bool excluded(const char *id)
 			}
 		}
 		ex += n;
-		ex += strspn(ex, " ");
+		ex += strspn(ex, " \t\n");
 	}
 	return false;
 }
