@@ -48,6 +48,9 @@ static bool ag_stop;
 static pthread_t ag_thread;
 static bool ag_have_thread;
 static struct sc_ilock ag_dump_lock = SC_ILOCK_INIT;
+static uint32_t ag_running;       /* futex word: the agent thread is in
+                                   * agent_main (its runtime's thread
+                                   * set-up is over); release/acquire */
 
 static unsigned env_uint(const char *name, unsigned def, unsigned lo,
                          unsigned hi)
@@ -139,6 +142,8 @@ static void *agent_main(void *arg)
 {
 	(void)arg;
 	prof_thread_guard(true);        /* the agent's own locks: not profiled */
+	__atomic_store_n(&ag_running, 1, __ATOMIC_RELEASE);
+	sc_futex_wake(&ag_running, 1, true);
 	uint32_t seen_dumps = 0;
 	unsigned iv = prof_g.g_cfg.pc_trace_interval_us;
 	struct timespec rel = { iv / 1000000, (long)(iv % 1000000) * 1000 };
@@ -158,15 +163,36 @@ static void *agent_main(void *arg)
 	return NULL;
 }
 
+/* Returns once the agent thread runs agent_main.  The program may fork
+ * right after (this runs in fork children too), and a fork copies the
+ * locks other threads hold at that moment: a sanitizer's allocator lock
+ * taken by the new thread's set-up (ASan has no fork handler for it)
+ * left the child blocked for good -- stress-ng's futex stressor forks
+ * its waiter at once, and its waker then spun forever. */
 static void agent_start(void)
 {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go elsewhere */
+	__atomic_store_n(&ag_running, 0, __ATOMIC_RELAXED);
 	ag_have_thread = pthread_create(&ag_thread, NULL, agent_main, NULL) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ag_have_thread)
-		pthread_setname_np(ag_thread, "schedctl-prof");
+	if (!ag_have_thread)
+		return;
+	pthread_setname_np(ag_thread, "schedctl-prof");
+	while (!__atomic_load_n(&ag_running, __ATOMIC_ACQUIRE))
+		sc_futex_wait(&ag_running, 0, NULL, true);
+}
+
+/* A dump allocates: a fork waits for it to finish (same reason). */
+static void atfork_prepare(void)
+{
+	sc_ilock_acquire(&ag_dump_lock);
+}
+
+static void atfork_parent(void)
+{
+	sc_ilock_release(&ag_dump_lock);
 }
 
 static void atfork_child(void)
@@ -202,7 +228,7 @@ int prof_init(const struct prof_config *cfg)
 		sigemptyset(&sa.sa_mask);
 		sigaction(cfg->pc_signal, &sa, NULL);
 	}
-	pthread_atfork(NULL, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	agent_start();
 	__atomic_store_n(&prof_on_flag, true, __ATOMIC_RELEASE);
 	return 0;
