@@ -232,9 +232,15 @@ int sc_lock_cond_broadcast(pthread_cond_t *c)
 	return lk_cond_broadcast(LK_C(c));
 }
 
-/* => 1: glibc handles it entirely; 0: ours, *ops set; or -EINVAL. */
-static int lk_cond_route(pthread_cond_t *c, pthread_mutex_t *m,
-                         const struct lk_cond_mutex_ops **ops)
+/* => 1: glibc handles it entirely; 0: ours; or -EINVAL.
+ *
+ * The wrappers below call glibc's wait, a cancellation point, from a
+ * frame without address-taken locals (the waits of our own are in
+ * separate, not inlined, functions).  Cancellation unwinds that frame
+ * with glibc's internal longjmp, which ASan does not see: redzones left
+ * there made an ASan build report its own next use of that stack
+ * (tests/lock lock_preload cancel, policy glibc, under ./dev asan). */
+static int lk_cond_route(pthread_cond_t *c, pthread_mutex_t *m)
 {
 	lk_ready();
 	bool passthru = lk_mutex_passthru(m);
@@ -242,47 +248,50 @@ static int lk_cond_route(pthread_cond_t *c, pthread_mutex_t *m,
 		return 1;
 	if (lk_cond_shared(c))
 		return passthru ? 1 : -EINVAL;
-	*ops = passthru ? &lk_glibc_ops : &lk_own_ops;
 	return 0;
+}
+
+static const struct lk_cond_mutex_ops *lk_cond_ops(pthread_mutex_t *m)
+{
+	return lk_mutex_passthru(m) ? &lk_glibc_ops : &lk_own_ops;
 }
 
 int sc_lock_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-	const struct lk_cond_mutex_ops *ops;
-	int route = lk_cond_route(c, m, &ops);
+	int route = lk_cond_route(c, m);
 	if (route)
 		return route > 0 ? LK_REAL(cond_wait, c, m) : -route;
-	return lk_cond_wait(LK_C(c), m, ops, NULL);
+	return lk_cond_wait(LK_C(c), m, lk_cond_ops(m), NULL);
+}
+
+__attribute__((noinline))
+static int lk_cond_own_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                 clockid_t clock, const struct timespec *abs)
+{
+	if (!lk_timespec_valid(abs))
+		return EINVAL;
+	struct lk_deadline dl = { .dl_clock = clock, .dl_abs = abs };
+	return lk_cond_wait(LK_C(c), m, lk_cond_ops(m), &dl);
 }
 
 int sc_lock_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                            const struct timespec *abs)
 {
-	const struct lk_cond_mutex_ops *ops;
-	int route = lk_cond_route(c, m, &ops);
+	int route = lk_cond_route(c, m);
 	if (route)
 		return route > 0 ? LK_REAL(cond_timedwait, c, m, abs) : -route;
-	if (!lk_timespec_valid(abs))
-		return EINVAL;
-	struct lk_deadline dl = {
-		.dl_clock = (__atomic_load_n(&LK_C(c)->lc_flags, __ATOMIC_RELAXED) &
-		             LC_MONOTONIC) ? CLOCK_MONOTONIC : CLOCK_REALTIME,
-		.dl_abs = abs,
-	};
-	return lk_cond_wait(LK_C(c), m, ops, &dl);
+	return lk_cond_own_timedwait(c, m,
+		(__atomic_load_n(&LK_C(c)->lc_flags, __ATOMIC_RELAXED) &
+		 LC_MONOTONIC) ? CLOCK_MONOTONIC : CLOCK_REALTIME, abs);
 }
 
 int sc_lock_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m,
                            clockid_t clock, const struct timespec *abs)
 {
-	const struct lk_cond_mutex_ops *ops;
-	int route = lk_cond_route(c, m, &ops);
+	int route = lk_cond_route(c, m);
 	if (route)
 		return route > 0 ? LK_REAL(cond_clockwait, c, m, clock, abs) : -route;
 	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
 		return EINVAL;
-	if (!lk_timespec_valid(abs))
-		return EINVAL;
-	struct lk_deadline dl = { .dl_clock = clock, .dl_abs = abs };
-	return lk_cond_wait(LK_C(c), m, ops, &dl);
+	return lk_cond_own_timedwait(c, m, clock, abs);
 }

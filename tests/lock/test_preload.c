@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-extern char **environ;
+#include "../sanenv.h"
 
 static const char *const policies[] = { "owner", "spin", "park", "glibc" };
 
@@ -18,7 +18,7 @@ static const char *const policies[] = { "owner", "spin", "park", "glibc" };
 static int run_helper(const char *scenario, const char *policy)
 {
 	char pre[4096], pol[64], expect[32];
-	char *envp[8];
+	const char *envp[8];
 	int n = 0;
 	if (policy) {
 		snprintf(pre, sizeof pre, "LD_PRELOAD=%s", LOCK_PRELOAD);
@@ -31,8 +31,10 @@ static int run_helper(const char *scenario, const char *policy)
 	envp[n++] = "PATH=/usr/bin:/bin";
 	envp[n] = NULL;
 	char *argv[] = { LOCK_HELPER, (char *)scenario, NULL };
+	struct san_env se;
 	pid_t pid;
-	cr_assert_eq(posix_spawn(&pid, LOCK_HELPER, NULL, NULL, argv, envp), 0);
+	cr_assert_eq(posix_spawn(&pid, LOCK_HELPER, NULL, NULL, argv,
+	                         san_env(&se, envp)), 0);
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	if (WIFSIGNALED(st))

@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "../sanenv.h"
 
 static int run_env_out(const char *const argv[], const char *const env[],
                        const char *out)
 {
+	struct san_env se;
+	char **envp = san_env(&se, env);
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (out) {
@@ -24,7 +27,7 @@ static int run_env_out(const char *const argv[], const char *const env[],
 			if (fd < 0 || dup2(fd, 1) < 0)
 				_exit(126);
 		}
-		execve(argv[0], (char *const *)argv, (char *const *)env);
+		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
 	int st;
