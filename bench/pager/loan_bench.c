@@ -19,7 +19,9 @@
  *                 memcpy into a buffer + writev, against loan + writev of
  *                 the view + unloan, and loan + vmsplice of the view (the
  *                 pipe references the pages; the unloan waits for the
- *                 reader's acknowledgement); N from 4 KiB to 64 MiB.  The
+ *                 reader's acknowledgement), and loan + uvm_loan_splice
+ *                 (spliced from the pool, no view mapping); N from 4 KiB
+ *                 to 64 MiB.  The
  *                 break-even size is the smallest N from which the loan
  *                 wins at every larger size measured.
  *   file touch    read (or write) one byte of each page of a fresh 64 MiB
@@ -253,6 +255,18 @@ static void send_msg(int wfd, int ackr, const char *p, size_t n, int splice)
 		die("ack");
 }
 
+/* The same message, the data spliced from the pager's pool by
+ * uvm_loan_splice() (no view mapping involved). */
+static void send_loan(int wfd, int ackr, const struct uvm_loan *l, size_t n)
+{
+	write_all(wfd, (const char *)&n, sizeof n);
+	if (uvm_loan_splice(l, 0, wfd, n, 0) != (ssize_t)n)
+		die("uvm_loan_splice");
+	char c;
+	if (read(ackr, &c, 1) != 1)
+		die("ack");
+}
+
 /* Smallest size from which variant v wins at every larger size measured,
  * or 0. */
 static size_t breakeven_of(const double *ratio, const size_t *size, int n)
@@ -288,15 +302,17 @@ static void bench_writev(int rounds, size_t maxlen)
 	close(a[1]);
 	struct uvm_region *r = populated(maxlen);
 	char *buf = prefaulted(maxlen);
-	printf("\n## memcpy + writev vs loan + writev vs loan + vmsplice to a "
+	printf("\n## memcpy + writev vs loan + writev / vmsplice / splice to a "
 	       "pipe (%d rounds, medians, us per message)\n", rounds);
-	printf("%-10s %12s %12s %8s %12s %8s\n", "size", "memcpy+wv",
-	       "loan+wv", "ratio", "loan+vmspl", "ratio");
-	double rw[16], rs[16];
+	printf("%-10s %11s %11s %7s %11s %7s %11s %7s\n", "size", "memcpy+wv",
+	       "loan+wv", "ratio", "loan+vmspl", "ratio", "loan+splice",
+	       "ratio");
+	double rw[16], rs[16], rp[16];
 	size_t sz[16];
 	int nsz = 0;
 	for (size_t n = 4096; n <= maxlen && nsz < 16; n *= 4, nsz++) {
-		double cp[MAXROUNDS], ln[MAXROUNDS], sp[MAXROUNDS];
+		double cp[MAXROUNDS], ln[MAXROUNDS], sp[MAXROUNDS],
+		       lp[MAXROUNDS];
 		int reps = n <= 256 * 1024 ? 64 : 1;
 		for (int k = 0; k < rounds; k++) {
 			double t0 = now_ns();
@@ -321,25 +337,37 @@ static void bench_writev(int rounds, size_t maxlen)
 				uvm_unloan(l);   /* drained: send_msg waited */
 			}
 			double t3 = now_ns();
+			for (int i = 0; i < reps; i++) {
+				struct uvm_loan *l = uvm_loan_view(r, 0, n);
+				if (!l)
+					die("uvm_loan_view");
+				send_loan(d[1], a[0], l, n);
+				uvm_unloan(l);   /* drained: send_loan waited */
+			}
+			double t4 = now_ns();
+			lp[k] = (t4 - t3) / reps;
 			cp[k] = (t1 - t0) / reps;
 			ln[k] = (t2 - t1) / reps;
 			sp[k] = (t3 - t2) / reps;
 		}
 		double c = median(cp, rounds), l = median(ln, rounds),
-		       s = median(sp, rounds);
+		       s = median(sp, rounds), q = median(lp, rounds);
 		rw[nsz] = l / c;
 		rs[nsz] = s / c;
+		rp[nsz] = q / c;
 		sz[nsz] = n;
 		char nm[32];
 		if (n >= MIB)
 			snprintf(nm, sizeof nm, "%zu MiB", n / MIB);
 		else
 			snprintf(nm, sizeof nm, "%zu KiB", n / 1024);
-		printf("%-10s %12.1f %12.1f %8.3f %12.1f %8.3f\n", nm, c / 1e3,
-		       l / 1e3, l / c, s / 1e3, s / c);
+		printf("%-10s %11.1f %11.1f %7.3f %11.1f %7.3f %11.1f %7.3f\n",
+		       nm, c / 1e3, l / 1e3, l / c, s / 1e3, s / c, q / 1e3,
+		       q / c);
 	}
 	print_breakeven("writev", breakeven_of(rw, sz, nsz));
 	print_breakeven("vmsplice", breakeven_of(rs, sz, nsz));
+	print_breakeven("uvm_loan_splice", breakeven_of(rp, sz, nsz));
 	close(d[1]);
 	close(a[0]);
 	waitpid(pid, NULL, 0);

@@ -184,6 +184,15 @@ UVM_API const void *uvm_loan_base(const struct uvm_loan *l);
 /* End the loan and unmap its view.  0, or -1 EINVAL (not a live loan:
  * a second unloan of the same loan included). */
 UVM_API int uvm_unloan(struct uvm_loan *l);
+/* Splice bytes [off, off+len) of the loan into the pipe pipefd without
+ * copying or mapping them (splice(2) from the pager's pool; zero pages
+ * by vmsplice of the view).  The pipe refers to the loaned pages, so its
+ * reader must drain it before uvm_unloan().  flags: SPLICE_F_NONBLOCK,
+ * SPLICE_F_MORE.  Bytes spliced (fewer than len only with
+ * SPLICE_F_NONBLOCK or after an error), or -1 with errno: EINVAL (not a
+ * live loan, range outside it), or splice's (EAGAIN, EPIPE, EBADF...). */
+UVM_API ssize_t uvm_loan_splice(const struct uvm_loan *l, size_t off,
+                                int pipefd, size_t len, unsigned int flags);
 
 /* Make dst's [doff, doff+len) share src's pages [soff, soff+len)
  * (anonymous or object pages) copy-on-write: both sides see the same

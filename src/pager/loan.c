@@ -12,6 +12,10 @@
  *     2B, or obj_break in a shared object region) gives the owner a
  *     copy and the view keeps the old page.  A page the owner releases
  *     keeps the loan's reference: it lives until the unloan (orphan).
+ *   - splice (uvm_loan_splice): the loaned pool pages go into a pipe by
+ *     reference, spliced straight from the pool file (no view mapping);
+ *     like a vmsplice of the view, the pipe must be drained before the
+ *     unloan, since the loan is what keeps the pages copy-on-write.
  *   - into (uvm_loan_into): the pages become anons of another region's
  *     amap, shared with the source (anon->anon, or the object's cached
  *     page -> anon).  Both sides are write-protected: either side's
@@ -28,8 +32,10 @@
  *       uvm_lock  =>  (nothing)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "pager/pager.h"
 
@@ -258,6 +264,83 @@ const void *uvm_loan_base(const struct uvm_loan *l)
 	if (!b)
 		errno = EINVAL;
 	return b;
+}
+
+/* ---- splicing a loan into a pipe ------------------------------------------ */
+
+/* The next piece of [off, off+len) of loan l to splice: pages of one run
+ * of pool pages (*fd, *foff), or, where the loan has no anon, the view's
+ * zero pages (*fd = -1, *va).  => uvm_lock held, l live.  Its length. */
+static size_t loan_piece(const struct uvm_loan *l, size_t off, size_t len,
+                         int *fd, off_t *foff, uintptr_t *va)
+{
+	size_t k = off >> PG_SHIFT, j = k + 1;
+	if (l->ln_anon[k]) {
+		pool_addr_t a = l->ln_anon[k]->an_addr;
+		j = loan_run_end(l, k);
+		*fd = pool_fd(a);
+		*foff = (off_t)(PA_PGNO(a) << PG_SHIFT) + (off_t)(off & (PG_SIZE - 1));
+	} else {
+		while (j < l->ln_npages && !l->ln_anon[j])
+			j++;
+		*fd = -1;
+		*va = l->ln_base + off;
+	}
+	size_t n = (j << PG_SHIFT) - off;
+	return n < len ? n : len;
+}
+
+/* Splice bytes [off, off+len) of the loan into a pipe by reference:
+ * straight from the pool file (splice(2): the pipe takes the pool's
+ * pages, nothing is mapped or copied), the zero pages by vmsplice of
+ * the view.  uvm_lock is not held while the pipe may block (a reader
+ * in this process may fault on managed memory).  Like vmsplice of the
+ * view, safe only while the loan lives: the reader must drain the pipe
+ * before uvm_unloan().  Bytes spliced (short only with SPLICE_F_NONBLOCK
+ * or after an error), or -1 with errno. */
+ssize_t uvm_loan_splice(const struct uvm_loan *l, size_t off, int pipefd,
+                        size_t len, unsigned int flags)
+{
+	size_t done = 0;
+	int e = 0;
+	while (done < len) {
+		int fd = -1;
+		off_t foff = 0;
+		uintptr_t va = 0;
+		size_t n = 0;
+		pthread_mutex_lock(&uvm_pager.up_lock);
+		if (!loan_valid(l) || off > l->ln_npages << PG_SHIFT ||
+		    len > (l->ln_npages << PG_SHIFT) - off)
+			e = EINVAL;
+		else
+			n = loan_piece(l, off + done, len - done, &fd, &foff,
+			               &va);
+		pthread_mutex_unlock(&uvm_pager.up_lock);
+		if (e)
+			break;
+		ssize_t w;
+		if (fd >= 0) {
+			loff_t lo = foff;
+			w = splice(fd, &lo, pipefd, NULL, n, flags);
+		} else {
+			struct iovec iov = { (void *)va, n };
+			w = vmsplice(pipefd, &iov, 1, flags);
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			e = errno;
+			break;
+		}
+		done += (size_t)w;
+		if (w == 0 || ((size_t)w < n && (flags & SPLICE_F_NONBLOCK)))
+			break;
+	}
+	if (e && !done) {
+		errno = e;
+		return -1;
+	}
+	return (ssize_t)done;
 }
 
 /* ---- loans into a region ------------------------------------------------- */

@@ -484,3 +484,41 @@ Test(loan, rewrite_after_unloan_unprotects_runs_but_not_loaned_pages)
 	cr_assert_eq(uvm_unloan(l), 0);
 	cr_assert_eq(uvm_unmap(r, 0, 80 * PG), 0);
 }
+
+Test(loan, splice_into_a_pipe_keeps_the_loaned_data)
+{
+	/* pages 0..5 written, 6..7 never touched (zero pages) */
+	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
+	unsigned char *p = uvm_base(r);
+	fill(p, 6 * PG, 8);
+	struct uvm_loan *l = uvm_loan_view(r, 0, 8 * PG);
+	cr_assert_not_null(l);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	/* from the middle of page 1 to the middle of page 7 */
+	size_t off = PG + 100, len = 6 * PG;
+	cr_assert_eq(uvm_loan_splice(l, off, fds[1], len, 0), (ssize_t)len);
+	memset(p, 0xCD, 6 * PG);               /* owner writes: copies */
+	static unsigned char buf[6 * PG];
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fds[0], buf + got, len - got);
+		cr_assert_gt(n, 0);
+		got += (size_t)n;
+	}
+	expect(buf, 5 * PG - 100, 8 + (PG + 100) * 13);
+	expect_zero(buf + 5 * PG - 100, PG + 100);
+	cr_assert_eq(p[PG], 0xCD);
+	/* bad ranges and dead loans change nothing */
+	errno = 0;
+	cr_assert_eq(uvm_loan_splice(l, 8 * PG, fds[1], 1, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(uvm_loan_splice(l, 4 * PG, fds[1], 4 * PG + 1, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_loan_splice(l, 0, fds[1], PG, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	close(fds[0]);
+	close(fds[1]);
+	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+}
