@@ -73,6 +73,7 @@ struct uffdio_poison {
 #endif
 
 #define FLT_MAXRANGE 16   /* most pages one zero-fill maps */
+#define FLT_RETRIES  8    /* EAGAIN from an ioctl: tries before giving up */
 #define FLT_BATCH    32   /* messages read at once */
 
 static const unsigned char flt_zeros[FLT_MAXRANGE * PG_SIZE]
@@ -106,10 +107,33 @@ int flt_wp(uintptr_t va, size_t len, bool wp)
 		.range = { .start = va, .len = len },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
-	int e = inj_fail(INJ_WP);
-	if (e)
-		return e;
-	return ioctl(uvm_pager.up_uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+	int e;
+	for (int t = 0; t < FLT_RETRIES; t++) {   /* EAGAIN: mm changing */
+		e = inj_fail(INJ_WP);
+		if (!e && ioctl(uvm_pager.up_uffd, UFFDIO_WRITEPROTECT, &w))
+			e = -errno;
+		if (e != -EAGAIN)
+			break;
+	}
+	return e;
+}
+
+/* UFFDIO_COPY of c.  EAGAIN with nothing copied (the address space was
+ * changing) is tried again; a short copy is a result, not an error.
+ * => pages copied (>= 1) or -errno. */
+static long flt_copy(struct uffdio_copy *c)
+{
+	long e = -EAGAIN;
+	for (int t = 0; t < FLT_RETRIES && e == -EAGAIN; t++) {
+		c->copy = 0;
+		e = inj_fail(INJ_COPY);
+		if (!e && ioctl(uvm_pager.up_uffd, UFFDIO_COPY, c) == 0)
+			return (long)(c->len >> PG_SHIFT);
+		if (!e)
+			e = c->copy > 0 ? (long)(c->copy >> PG_SHIFT) :
+			    c->copy < 0 ? (long)c->copy : -errno;
+	}
+	return e;
 }
 
 void flt_wake(uintptr_t va, size_t len)
@@ -145,17 +169,7 @@ static long flt_fill_run(struct uvm_region *r, size_t a, size_t b)
 		.src = (uintptr_t)flt_zeros,
 		.len = n << PG_SHIFT,
 	};
-	long done;
-	if (n == 0)
-		done = -ENOMEM;
-	else if ((done = inj_fail(INJ_COPY)))
-		;
-	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
-		done = (long)n;
-	else if (c.copy > 0)
-		done = (long)(c.copy >> PG_SHIFT);
-	else
-		done = c.copy < 0 ? c.copy : -errno;
+	long done = n ? flt_copy(&c) : -ENOMEM;
 	rg_set_wp(r, a, n, false);   /* filled writable */
 	for (size_t k = 0; k < n; k++) {
 		if ((long)k < done)
@@ -261,17 +275,7 @@ int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
 		.dst = flt_va(r, a), .src = (uintptr_t)buf,
 		.len = n << PG_SHIFT, .mode = UFFDIO_COPY_MODE_WP,
 	};
-	long done;
-	if (n == 0)
-		done = -ENOMEM;
-	else if ((done = inj_fail(INJ_COPY)))
-		;
-	else if (ioctl(uvm_pager.up_uffd, UFFDIO_COPY, &c) == 0)
-		done = (long)n;
-	else if (c.copy > 0)
-		done = (long)(c.copy >> PG_SHIFT);
-	else
-		done = c.copy < 0 ? c.copy : -errno;
+	long done = n ? flt_copy(&c) : -ENOMEM;
 	for (size_t k = 0; k < n; k++) {
 		if ((long)k < done)
 			o->uo_anon[a + k] = an[k];
