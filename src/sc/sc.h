@@ -30,6 +30,12 @@
 SC_HIDDEN long sc_futex_wait(uint32_t *uaddr, uint32_t val,
                              const struct timespec *rel, bool private_);
 SC_HIDDEN long sc_futex_wake(uint32_t *uaddr, int n, bool private_);
+/* A raw system call marked with the cookie, so the supervisor's filter
+ * never notifies it (no stdio, no errno: safe in a signal handler, a
+ * fork child or the watchdog's takeover); the cookie does not stay in a
+ * register afterwards.  => result or -errno. */
+SC_HIDDEN long sc_marked_syscall(long nr, long a0, long a1, long a2, long a3,
+                                 long a4);
 
 /* A small mutex for the runtime's rare slow paths (slot allocation).
  * Never held across anything that can block for long. */

@@ -97,29 +97,6 @@ static struct {
 } ag = { -1, -1, -1, NULL, 0, NULL, { 0, { 0 } }, false, false, false,
          false, false };
 
-/* The cookie must not outlive the call in r9, where syscall(3) leaves
- * it: a glibc wrapper with fewer than six arguments does not load r9,
- * so the program's next system call would carry the cookie through the
- * filter unnotified (a cancel flag set just before it, say, would be
- * missed).  Hence the call in line, clearing r9 after it. */
-long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4)
-{
-#if defined(__x86_64__)
-	register long r10 __asm__("r10") = a3;
-	register long r8 __asm__("r8") = a4;
-	register long r9 __asm__("r9") = (long)SC_SYSCALL_COOKIE;
-	long r;
-	__asm__ volatile ("syscall\n\txorl %%r9d, %%r9d"
-	                  : "=a"(r), "+r"(r9)
-	                  : "0"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8)
-	                  : "rcx", "r11", "memory");
-	return r;
-#else
-	long r = syscall(nr, a0, a1, a2, a3, a4, (long)SC_SYSCALL_COOKIE);
-	return r < 0 ? -errno : r;
-#endif
-}
-
 static void agent_region_created(int fd, void *base)
 {
 	if (ag.ag_region_fd >= 0)
@@ -151,8 +128,8 @@ static void agent_answer(int listener, uint64_t id)
 {
 	struct seccomp_notif_resp r = { .id = id,
 	                                .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
-	(void)sv_raw_syscall(SYS_ioctl, listener,
-	                     (long)SECCOMP_IOCTL_NOTIF_SEND, (long)&r, 0, 0);
+	(void)sc_marked_syscall(SYS_ioctl, listener,
+	                        (long)SECCOMP_IOCTL_NOTIF_SEND, (long)&r, 0, 0);
 }
 
 /* => the next notification's id, 0 if the listener is dead. */
@@ -161,8 +138,8 @@ static uint64_t agent_receive(int listener)
 	for (;;) {
 		struct seccomp_notif n;
 		memset(&n, 0, sizeof n);
-		long r = sv_raw_syscall(SYS_ioctl, listener,
-		                        (long)SECCOMP_IOCTL_NOTIF_RECV, (long)&n, 0, 0);
+		long r = sc_marked_syscall(SYS_ioctl, listener,
+		                           (long)SECCOMP_IOCTL_NOTIF_RECV, (long)&n, 0, 0);
 		if (r == 0)
 			return n.id;
 		if (r != -EINTR && r != -ENOENT)
@@ -194,8 +171,8 @@ static void agent_demote_slots(void)
 static void agent_notice_raw(const char *line, size_t len)
 {
 	if (ag.ag_verbose)
-		(void)sv_raw_syscall(SYS_write, STDERR_FILENO, (long)line,
-		                     (long)len, 0, 0);
+		(void)sc_marked_syscall(SYS_write, STDERR_FILENO, (long)line,
+		                        (long)len, 0, 0);
 }
 #define AGENT_NOTICE_RAW(msg) \
 	agent_notice_raw("schedctl: " msg "\n", sizeof("schedctl: " msg "\n") - 1)
@@ -256,11 +233,11 @@ static void *agent_watchdog(void *arg)
 	struct agent_watch *w = arg;
 	uint32_t st;
 	__atomic_store_n(&w->aw_started, 1, __ATOMIC_RELEASE);
-	(void)sv_raw_syscall(SYS_futex, (long)&w->aw_started,
-	                     FUTEX_WAKE_PRIVATE, 1, 0, 0);
+	(void)sc_marked_syscall(SYS_futex, (long)&w->aw_started,
+	                        FUTEX_WAKE_PRIVATE, 1, 0, 0);
 	while ((st = __atomic_load_n(&w->aw_ready, __ATOMIC_ACQUIRE)) == AW_WAIT)
-		(void)sv_raw_syscall(SYS_futex, (long)&w->aw_ready,
-		                     FUTEX_WAIT_PRIVATE, AW_WAIT, 0, 0);
+		(void)sc_marked_syscall(SYS_futex, (long)&w->aw_ready,
+		                        FUTEX_WAIT_PRIVATE, AW_WAIT, 0, 0);
 	if (st == AW_QUIT)
 		return NULL;
 	if (w->aw_conn < 0)
@@ -273,14 +250,14 @@ static void *agent_watchdog(void *arg)
 			agent_answer(w->aw_listener, id);
 	}
 	if (w->aw_listener >= 0) {    /* the backstop answers, not us */
-		(void)sv_raw_syscall(SYS_close, w->aw_listener, 0, 0, 0, 0);
+		(void)sc_marked_syscall(SYS_close, w->aw_listener, 0, 0, 0, 0);
 		w->aw_listener = -1;
 	}
 	for (;;) {
 		char c;
 		struct iovec iov = { &c, 1 };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-		long r = sv_raw_syscall(SYS_recvmsg, w->aw_conn, (long)&m, 0, 0, 0);
+		long r = sc_marked_syscall(SYS_recvmsg, w->aw_conn, (long)&m, 0, 0, 0);
 		if (r > 0 || r == -EINTR)
 			continue;
 		break;
@@ -315,8 +292,8 @@ static int agent_start_watchdog(int conn)
 	if (e)
 		return -e;
 	while (!__atomic_load_n(&ag_watch.aw_started, __ATOMIC_ACQUIRE))
-		(void)sv_raw_syscall(SYS_futex, (long)&ag_watch.aw_started,
-		                     FUTEX_WAIT_PRIVATE, 0, 0, 0);
+		(void)sc_marked_syscall(SYS_futex, (long)&ag_watch.aw_started,
+		                        FUTEX_WAIT_PRIVATE, 0, 0, 0);
 	return 0;
 }
 
@@ -328,8 +305,8 @@ static void agent_release_watchdog(int listener)
 {
 	bool go = ag_watch.aw_conn >= 0 || listener >= 0;
 	if (ag_watch.aw_conn >= 0 && listener >= 0) {
-		long d = sv_raw_syscall(SYS_fcntl, listener, F_DUPFD_CLOEXEC, 3,
-		                        0, 0);
+		long d = sc_marked_syscall(SYS_fcntl, listener, F_DUPFD_CLOEXEC, 3,
+		                           0, 0);
 		listener = d < 0 ? -1 : (int)d;
 	}
 	ag_watch.aw_listener = listener;
@@ -379,11 +356,11 @@ static void agent_send_hello(bool forked)
 	}
 	/* The filter is in force and the supervisor does not have the
 	 * listener yet: whatever the notify set, these must not notify. */
-	while (sv_raw_syscall(SYS_sendmsg, ag.ag_conn, (long)&m, MSG_NOSIGNAL,
-	                      0, 0) == -EINTR)
+	while (sc_marked_syscall(SYS_sendmsg, ag.ag_conn, (long)&m, MSG_NOSIGNAL,
+	                         0, 0) == -EINTR)
 		;
 	if (ag.ag_region_fd >= 0) {
-		(void)sv_raw_syscall(SYS_close, ag.ag_region_fd, 0, 0, 0, 0);
+		(void)sc_marked_syscall(SYS_close, ag.ag_region_fd, 0, 0, 0, 0);
 		ag.ag_region_fd = -1;
 	}
 }
@@ -453,8 +430,8 @@ static void agent_wait_mapped(void)
 		if (ms >= AGENT_MAP_WAIT_MS)
 			return;
 		struct timespec left = { 0, (AGENT_MAP_WAIT_MS - ms) * 1000000L };
-		(void)sv_raw_syscall(SYS_futex, (long)&h->rh_flags, FUTEX_WAIT,
-		                     (long)f, (long)&left, 0);
+		(void)sc_marked_syscall(SYS_futex, (long)&h->rh_flags, FUTEX_WAIT,
+		                        (long)f, (long)&left, 0);
 	}
 }
 
@@ -507,7 +484,7 @@ static void agent_setup_image(bool forked)
 	if (shared)
 		agent_wait_mapped();
 	if (l >= 0) {                     /* sent: the supervisor has it */
-		(void)sv_raw_syscall(SYS_close, l, 0, 0, 0, 0);
+		(void)sc_marked_syscall(SYS_close, l, 0, 0, 0, 0);
 		ag.ag_listener = -1;
 	}
 }

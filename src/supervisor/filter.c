@@ -219,14 +219,14 @@ int sv_filter_install(const struct sv_notify_set *set)
 	 * its own (the newest filter wins, see notify.c).  The filter is in
 	 * force now: calls made until the supervisor has the listener carry
 	 * the cookie, so a notify set naming them cannot deadlock us. */
-	(void)sv_raw_syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0, 0);
+	(void)sc_marked_syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0, 0);
 	return (int)fd;
 }
 
 int sv_listener_sync_wakeup(int listener)
 {
-	long r = sv_raw_syscall(SYS_ioctl, listener,
-	                        (long)SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-	                        (long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0, 0);
+	long r = sc_marked_syscall(SYS_ioctl, listener,
+	                           (long)SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+	                           (long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0, 0);
 	return r < 0 ? (int)r : 0;
 }

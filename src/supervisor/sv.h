@@ -70,10 +70,6 @@ SC_HIDDEN void sv_agent_start(int (*real_pthread_create)(pthread_t *,
 /* Give a new thread its slot (from the preload's pthread_create), and a
  * fork child its deferred watchdog (agent.c). */
 SC_HIDDEN void sv_agent_thread_begin(void);
-/* Raw system call with the cookie: never notified; the cookie does not
- * stay in a register afterwards.  => result or -errno. */
-SC_HIDDEN long sv_raw_syscall(long nr, long a0, long a1, long a2, long a3,
-                              long a4);
 
 /* ---- launch.c (runs in `schedctl run`) ---- */
 
