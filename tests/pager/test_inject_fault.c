@@ -459,8 +459,14 @@ static void fork_during_fault(bool file)
 	pid_t pid = fork();               /* the fault is in flight */
 	if (pid == 0) {
 		inj_reset();
-		/* the writer's pages: written before the fork or not at all */
-		for (size_t i = 8; i < 16; i++)
+		/* the writer's pages: written before the fork or not at all.
+		 * In a file region only the page in flight at the fork: the
+		 * parent's writer goes on with the rest, and a child that
+		 * fetches object pages the parent has not fetched yet gives
+		 * the parent SIGBUS when it writes them (the finding below;
+		 * seen as a crash here 1 run in ~60 under load) */
+		size_t seen = file ? 9 : 16;
+		for (size_t i = 8; i < seen; i++)
 			if (p[i * PG] != 0x77 &&
 			    p[i * PG] != (file ? ij_byte(2, i, 0) : 0))
 				_exit(10);
