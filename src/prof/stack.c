@@ -11,7 +11,8 @@
  * Symbols (report time only, allowed to allocate):
  *   function+offset  libunwind's get_proc_name accessor (it reads the
  *                    object's .symtab, so static functions are named),
- *                    else dladdr's nearest dynamic symbol
+ *                    else dladdr's nearest dynamic symbol; a pc past
+ *                    that symbol's end is shown as object+offset
  *   file:line        `addr2line` from binutils, run once per object with
  *                    a batch of addresses (return address - 1, so the line
  *                    is the call's), with an empty environment so the
@@ -247,6 +248,25 @@ out:
 	free(abuf);
 }
 
+/* In an object with only dynamic symbols (libc, say), the nearest
+ * symbol before pc may be an exported function that ends well before
+ * pc: the frame is in a local function the object does not name
+ * (start_thread in libc).  libunwind does not check the symbol's size;
+ * the dynamic symbol table has it.  => true if name+off is that symbol
+ * and off lies past its end, so the name would be wrong. */
+static bool past_symbol_end(uintptr_t pc, const char *name, uint64_t off)
+{
+	Dl_info d;
+	const ElfW(Sym) *sym = NULL;
+	uintptr_t start = pc - (uintptr_t)off;
+	if (off == PROF_OFF_UNKNOWN ||
+	    !dladdr1((void *)start, &d, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+	    !d.dli_sname || (uintptr_t)d.dli_saddr != start ||
+	    strcmp(d.dli_sname, name) != 0)
+		return false;     /* not a dynamic symbol: libunwind's own */
+	return sym->st_size != 0 && off >= sym->st_size;
+}
+
 static void name_frame(struct prof_frame *f, const Dl_info *di)
 {
 	char buf[512];
@@ -260,6 +280,13 @@ static void name_frame(struct prof_frame *f, const Dl_info *di)
 	} else if (di->dli_sname) {
 		f->f_func = strdup(di->dli_sname);
 		f->f_off = f->f_pc - (uintptr_t)di->dli_saddr;
+	}
+	/* Then "object+offset", as perf and gdb show an unnamed address. */
+	if (f->f_func && di->dli_fname && past_symbol_end(f->f_pc, f->f_func, f->f_off)) {
+		const char *base = strrchr(di->dli_fname, '/');
+		free(f->f_func);
+		f->f_func = strdup(base ? base + 1 : di->dli_fname);
+		f->f_off = f->f_pc - (uintptr_t)di->dli_fbase;
 	}
 }
 

@@ -230,3 +230,54 @@ Test(prof_core, global_locks_named_by_symbol, .timeout = 30)
 	cr_assert_null(a->l_name);
 	prof_snap_free(s);
 }
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+
+/* A pc in a function libc does not export (start_thread, say) has an
+ * exported function before it as its nearest dynamic symbol; naming the
+ * frame after that function would send the reader to the wrong code.
+ * Such a frame reads object+offset; a pc inside a function keeps its
+ * name. */
+Test(prof_core, pc_past_a_symbol_end_is_object_plus_offset)
+{
+	void *cands[] = { (void *)getpid, (void *)pthread_create,
+	                  (void *)pthread_mutex_lock, (void *)read,
+	                  (void *)write, (void *)qsort, (void *)close,
+	                  (void *)pthread_join, (void *)nanosleep, (void *)free,
+	                  (void *)malloc, (void *)fopen, (void *)fclose };
+	setenv("SCHEDCTL_ADDR2LINE", "", 1);    /* dynamic symbols only */
+	for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+		Dl_info d, e;
+		const ElfW(Sym) *s = NULL, *t = NULL;
+		if (!dladdr1(cands[i], &d, (void **)&s, RTLD_DL_SYMENT) || !s ||
+		    !d.dli_sname || s->st_size < 2)
+			continue;
+		uintptr_t past = (uintptr_t)d.dli_saddr + s->st_size;
+		if (dladdr1((void *)past, &e, (void **)&t, RTLD_DL_SYMENT) &&
+		    e.dli_sname)
+			continue;        /* the next function is exported */
+		struct prof_frame f[2];
+		memset(f, 0, sizeof f);
+		f[0].f_pc = (uintptr_t)d.dli_saddr + 1;
+		f[1].f_pc = past;
+		prof_symbolise(f, 2);
+		cr_assert_not_null(f[0].f_func);
+		cr_assert_str_eq(f[0].f_func, d.dli_sname);
+		cr_assert_eq(f[0].f_off, 1);
+		cr_assert_not_null(f[1].f_func);
+		cr_assert_str_neq(f[1].f_func, d.dli_sname,
+		                  "pc past %s's end named after it", d.dli_sname);
+		const char *base = strrchr(d.dli_fname, '/');
+		cr_assert_str_eq(f[1].f_func, base ? base + 1 : d.dli_fname);
+		cr_assert_eq(f[1].f_off, past - (uintptr_t)d.dli_fbase);
+		for (int k = 0; k < 2; k++) {
+			free(f[k].f_func);
+			free(f[k].f_file);
+			free(f[k].f_obj);
+		}
+		return;
+	}
+	cr_skip_test("every candidate is followed by an exported function");
+}
