@@ -124,8 +124,9 @@ static void run_noperf(const char *mode)
 {
 	char n[16];
 	snprintf(n, sizeof n, "%d", SAMPLES);
-	char *av[] = { (char *)getenv("SUP_NOPERF"), (char *)su_schedctl(), "run",
-	               "--verbose", "--", (char *)su_helper(), (char *)mode, n, NULL };
+	char *av[] = { (char *)getenv("SUP_REFUSE"), "perf_event_open",
+	               (char *)su_schedctl(), "run", "--verbose", "--",
+	               (char *)su_helper(), (char *)mode, n, NULL };
 	cr_assert(av[0]);
 	cr_assert_eq(su_run(&r, av, LIMIT), 0);
 	cr_assert(!r.timed_out);
