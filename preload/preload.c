@@ -8,32 +8,16 @@
  *   pthread_create   every new thread takes its schedctl slot before
  *                    running the program's start routine, and starts
  *                    that routine only once its creator is back from
- *                    pthread_create (the start gate below)
- *
- * Start gate.  Under the supervisor, clone() stops the creator at a
- * ptrace clone event until the supervisor continues it, and the new
- * thread may be continued first.  Natively the creator returns from
- * clone() at once; supervised, a new thread that makes itself
- * SCHED_FIFO could take the creator's CPU (or starve the supervisor)
- * and run for as long as it likes before pthread_create returns --
- * stress-ng's mutex stressor gave up ("could not create any pthreads")
- * about twice as often as natively that way.  So the new thread waits
- * on ps_back until its creator is back, which restores the native
- * order at the price of one futex wake per thread (the wait itself is
- * rare: setting up the slot usually takes longer than the creator's
- * return).  A creator that longjmps out of a signal handler between
- * clone() and the gate's release would leave its new thread waiting.
+ *                    pthread_create (src/supervisor/gate.c says why)
  *
  * Threads made with raw clone() have no slot; the supervisor still
  * follows them with ptrace.
  */
 #include <dlfcn.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "sc/sc.h"
 #include "supervisor/sv.h"
 
 typedef int (*preload_create_fn)(pthread_t *, const pthread_attr_t *,
@@ -49,9 +33,7 @@ const char sc_preload_marker = 1;
 struct preload_start {
 	void *(*ps_fn)(void *);
 	void *ps_arg;
-	uint32_t ps_back;   /* 1 once the creator is back from the real
-	                     * pthread_create: release store, pairs with the
-	                     * new thread's acquire load (futex word) */
+	struct sv_gate ps_gate;
 	uint32_t ps_refs;   /* 2 at creation; acq_rel decrements */
 };
 
@@ -79,14 +61,7 @@ static void *preload_trampoline(void *p)
 {
 	struct preload_start *s = p;
 	sv_agent_thread_begin();
-	if (!__atomic_load_n(&s->ps_back, __ATOMIC_ACQUIRE)) {
-		while (!__atomic_load_n(&s->ps_back, __ATOMIC_ACQUIRE))
-			(void)sc_futex_wait(&s->ps_back, 0, NULL, true);
-		/* The creator's wake tends to hand us its CPU at once;
-		 * give it back, as a thread just cloned natively would
-		 * not yet have it. */
-		(void)sched_yield();
-	}
+	sv_gate_pass(&s->ps_gate);
 	void *(*fn)(void *) = s->ps_fn;
 	void *arg = s->ps_arg;
 	preload_start_put(s);
@@ -104,15 +79,14 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 		return real_pthread_create(t, attr, fn, arg);
 	s->ps_fn = fn;
 	s->ps_arg = arg;
-	s->ps_back = 0;
+	sv_gate_init(&s->ps_gate);
 	s->ps_refs = 2;
 	int e = real_pthread_create(t, attr, preload_trampoline, s);
 	if (e) {
 		free(s);
 		return e;
 	}
-	__atomic_store_n(&s->ps_back, 1, __ATOMIC_RELEASE);
-	(void)sc_futex_wake(&s->ps_back, 1, true);
+	sv_gate_open(&s->ps_gate);
 	preload_start_put(s);
 	return 0;
 }

@@ -71,6 +71,17 @@ SC_HIDDEN void sv_agent_start(int (*real_pthread_create)(pthread_t *,
  * fork child its deferred watchdog (agent.c). */
 SC_HIDDEN void sv_agent_thread_begin(void);
 
+/* ---- gate.c: a new thread starts only once its creator is back from
+ * pthread_create (why: gate.c). ---- */
+struct sv_gate {
+	uint32_t sg_word;   /* atomic; protocol at the top of gate.c */
+};
+SC_HIDDEN void sv_gate_init(struct sv_gate *g);
+/* New thread: => returns once the creator has opened the gate. */
+SC_HIDDEN void sv_gate_pass(struct sv_gate *g);
+/* Creator, after the real pthread_create succeeded. */
+SC_HIDDEN void sv_gate_open(struct sv_gate *g);
+
 /* ---- launch.c (runs in `schedctl run`) ---- */
 
 /* Start a supervisor for the calling process, which is about to exec the
