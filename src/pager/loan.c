@@ -346,16 +346,44 @@ ssize_t uvm_loan_splice(const struct uvm_loan *l, size_t off, int pipefd,
 /* ---- loans into a region ------------------------------------------------- */
 
 /* Point dst's pages [d, d+n) at an[], taking a reference on each anon;
- * old[] gets the anons they held.  => uvm_lock held, dst's amap private. */
+ * old[] gets the anons they held, oldmap[] the pool pages they mapped.
+ * Cannot fail.  => uvm_lock held, dst's amap private. */
 static void loan_install(struct uvm_region *dst, size_t d, size_t n,
-                         struct vm_anon **an, struct vm_anon **old)
+                         struct vm_anon **an, struct vm_anon **old,
+                         pool_addr_t *oldmap)
 {
 	for (size_t k = 0; k < n; k++) {
 		old[k] = amap_remove(dst->rg_amap, d + k);
+		oldmap[k] = dst->rg_map[d + k];
 		anon_ref(an[k]);
 		amap_add(dst->rg_amap, d + k, an[k]);
 		rg_setmap(dst, d + k, an[k]->an_addr);
 	}
+}
+
+/* Undo loan_install: dst's slots get their old anons back (the loaned
+ * ones lose the reference it took), rg_map its old pool pages, and the
+ * kernel maps them again, write-protected (more protection than before
+ * costs a fault, never a write: a shared old page must be protected,
+ * invariant 2, and a remap leaves nothing protected).  Restoring the
+ * mapping is an mmap and ioctls again, so it can fail too; only then
+ * are the pages poisoned (SIGBUS) as the last resort.
+ * => uvm_lock held, dst's amap private. */
+static void loan_uninstall(struct uvm_region *dst, size_t d, size_t n,
+                           struct vm_anon **old, const pool_addr_t *oldmap)
+{
+	for (size_t k = 0; k < n; k++) {
+		anon_unref(amap_remove(dst->rg_amap, d + k));
+		if (old[k])
+			amap_add(dst->rg_amap, d + k, old[k]);
+		old[k] = NULL;   /* the slot holds it again */
+		rg_setmap(dst, d + k, oldmap[k]);
+	}
+	int e = rg_remap(dst, d, n);
+	if (!e)
+		e = rg_protect(dst, d, n);
+	if (e && rg_poison_pages(dst, d, n))
+		rg_poison_pages(dst, 0, dst->rg_npages);
 }
 
 /* Source pages never touched: dst gets zero-filled anons of its own at
@@ -382,8 +410,15 @@ static int loan_zeros(struct uvm_region *dst, size_t d, size_t n,
 }
 
 /* Share src's pages [s, s+n) into dst's [d, d+n), copy-on-write.
+ * Everything that can fail without touching dst comes first (fetching
+ * object pages, zero pages, protecting src); then dst's slots change
+ * (cannot fail) and the kernel maps and protects the new pages there.
+ * If that fails, dst gets its old pages back (loan_uninstall).
  * => uvm_lock held; ranges valid and not overlapping.  0 or -errno;
- *    on -EINVAL/-ENOMEM nothing visible changed. */
+ *    on error dst and src read as before (src may stay write-protected
+ *    and object pages may stay fetched into the cache, as for views;
+ *    dst's pages are poisoned only if restoring their mapping fails as
+ *    well). */
 int loan_into(struct uvm_region *dst, size_t d, struct uvm_region *src,
               size_t s, size_t n)
 {
@@ -394,10 +429,12 @@ int loan_into(struct uvm_region *dst, size_t d, struct uvm_region *src,
 		e = rg_prepare_amap(dst);
 	if (e)
 		return e;
-	struct vm_anon **an = pool_mem_alloc(3 * n * sizeof *an);
+	size_t size = n * (3 * sizeof(struct vm_anon *) + sizeof(pool_addr_t));
+	struct vm_anon **an = pool_mem_alloc(size);
 	if (!an)
 		return -ENOMEM;
 	struct vm_anon **old = an + n, **fresh = an + 2 * n;
+	pool_addr_t *oldmap = (pool_addr_t *)(an + 3 * n);
 	for (size_t k = 0; !e && k < n; k++)
 		e = loan_page(src, s + k, &an[k]);
 	if (!e)
@@ -406,21 +443,23 @@ int loan_into(struct uvm_region *dst, size_t d, struct uvm_region *src,
 		e = loan_protect(src, s, n);
 	if (e)
 		goto out;
-	loan_install(dst, d, n, an, old);
+	loan_install(dst, d, n, an, old, oldmap);
 	e = rg_remap(dst, d, n);
-	if (!e)
-		e = loan_protect(dst, d, n);
-	if (e && rg_poison_pages(dst, d, n))
-		rg_poison_pages(dst, 0, dst->rg_npages);
+	if (!e)   /* not loan_protect: no shared region of dst's object maps
+	             a loaned page (src's object's were protected above) */
+		e = rg_protect(dst, d, n);
+	if (e)
+		loan_uninstall(dst, d, n, old, oldmap);
 	flt_wake(dst->rg_base + (d << PG_SHIFT), n << PG_SHIFT);
 	for (size_t k = 0; k < n; k++)
 		if (old[k])
 			anon_unref(old[k]);
-	rg_maybe_collapse(dst);
+	if (!e)
+		rg_maybe_collapse(dst);
 out:
 	for (size_t k = 0; k < n; k++)
 		if (fresh[k])
 			anon_unref(fresh[k]);   /* dst's slot holds it now */
-	pool_mem_free(an, 3 * n * sizeof *an);
+	pool_mem_free(an, size);
 	return e;
 }
