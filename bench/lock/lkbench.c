@@ -266,10 +266,14 @@ static int lkb_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double lkb_median(double *v, int n)
+/* => the median of v[0..n-1], n <= 101 (--reps); v is left in its
+ * order (repetition i of every variant stays at index i). */
+static double lkb_median(const double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof *v, lkb_cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	double s[101];
+	memcpy(s, v, (size_t)n * sizeof *s);
+	qsort(s, (size_t)n, sizeof *s, lkb_cmp);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static void lkb_usage(FILE *f)
@@ -280,6 +284,10 @@ static void lkb_usage(FILE *f)
 	"                      [--glibc-slots] [--stats]\n"
 	"Lock throughput (Mops/s) of glibc's default and adaptive mutexes and the\n"
 	"owner, spin and park policies, side by side; medians of interleaved runs.\n"
+	"With owner and a glibc variant: owner / the better glibc variant (ratio\n"
+	"of medians, and median of the ratios within each repetition), and the\n"
+	"repetitions where owner was at least as fast, marked - or + when owner is\n"
+	"slower or faster beyond chance (sign test, p < 0.05).\n"
 	"  --threads=LIST   worker threads (default 1,2,4,8,16)\n"
 	"  --cs=LIST        critical section in ns (default 0,100,1000,10000)\n"
 	"  --hogs=LIST      CPU-hog threads (default 0,2)\n"
@@ -442,9 +450,49 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 	return -1;
 }
 
-static void lkb_print(const struct lkb_opts *o, double *med, int ncfg)
+/*
+ * Paired comparison of one cell (n = repetitions): in every repetition
+ * the variants ran back to back, so owner / ref of the same repetition
+ * shares most of that moment's load.  ref is the better glibc mutex of
+ * the cell (higher median): comparing with the better of the two in
+ * each repetition would favour glibc (the larger of two noisy numbers).
+ * => the median of those ratios; *won the repetitions where owner >=
+ * ref; *sign '-' if owner is slower beyond chance (sign test, one side,
+ * p < 0.05: P(X <= won) for X ~ Binomial(n, 1/2)), '+' if faster beyond
+ * chance, ' ' otherwise (a tie within this machine's noise).  With 40
+ * cells, about two get a sign by chance alone.
+ */
+static double lkb_paired(const double *own, const double *ref, int n,
+                         int *won, char *sign)
 {
-	int owner_col = -1, g = -1, a = -1;
+	double r[101];
+	int w = 0;
+	for (int i = 0; i < n; i++) {
+		r[i] = ref[i] > 0 ? own[i] / ref[i] : 0;
+		w += own[i] >= ref[i];
+	}
+	/* P(X <= w) and P(X >= w), X ~ Binomial(n, 1/2) */
+	double lo = 0, hi = 0, c = 1, half_n = 1;   /* c = C(n, i) */
+	for (int i = 0; i < n; i++)
+		half_n /= 2;
+	for (int i = 0; i <= n; i++) {
+		double p = c * half_n;
+		if (i <= w)
+			lo += p;
+		if (i >= w)
+			hi += p;
+		c = c * (n - i) / (i + 1);
+	}
+	*won = w;
+	*sign = lo < 0.05 ? '-' : hi < 0.05 ? '+' : ' ';
+	return lkb_median(r, n);
+}
+
+/* runs: per cell and variant, o_reps results in a row (lkb_main). */
+static void lkb_print(const struct lkb_opts *o, const double *med,
+                      const double *runs, int ncfg)
+{
+	int owner_col = -1, g = -1, a = -1, n = o->o_reps;
 	for (int v = 0; v < o->o_nvariants; v++) {
 		if (o->o_variants[v] == V_OWNER) owner_col = v;
 		if (o->o_variants[v] == V_GLIBC) g = v;
@@ -455,35 +503,48 @@ static void lkb_print(const struct lkb_opts *o, double *med, int ncfg)
 		printf("threads,cs_ns,hogs");
 		for (int v = 0; v < o->o_nvariants; v++)
 			printf(",%s", v_names[o->o_variants[v]]);
-		printf(ratio ? ",owner_vs_best_glibc\n" : "\n");
+		printf(ratio ? ",owner_vs_best_glibc,paired_ratio,owner_wins,reps\n"
+		             : "\n");
 	} else {
 		printf("%7s %6s %4s", "threads", "cs_ns", "hogs");
 		for (int v = 0; v < o->o_nvariants; v++)
 			printf(" %9s", v_names[o->o_variants[v]]);
-		printf(ratio ? "  owner/best-glibc\n" : "\n");
+		printf(ratio ? "  owner/best-glibc  paired  wins\n" : "\n");
 	}
-	int k = 0, wins = 0;
+	int k = 0, wins = 0, slower = 0, faster = 0;
 	for (int t = 0; t < o->o_nthreads; t++)
 	for (int c = 0; c < o->o_ncs; c++)
 	for (int h = 0; h < o->o_nhogs; h++, k++) {
-		double *m = med + (size_t)k * o->o_nvariants;
+		const double *m = med + (size_t)k * o->o_nvariants;
+		const double *cell = runs + (size_t)k * o->o_nvariants * n;
 		printf(o->o_csv ? "%d,%d,%d" : "%7d %6d %4d", o->o_threads[t],
 		       o->o_cs[c], o->o_hogs[h]);
 		for (int v = 0; v < o->o_nvariants; v++)
 			printf(o->o_csv ? ",%.3f" : " %9.3f", m[v]);
 		if (ratio) {
-			double best = g >= 0 ? m[g] : 0;
-			if (a >= 0 && m[a] > best)
-				best = m[a];
-			double r = best > 0 ? m[owner_col] / best : 0;
+			int ref = g >= 0 && (a < 0 || m[g] >= m[a]) ? g : a;
+			double r = m[ref] > 0 ? m[owner_col] / m[ref] : 0;
 			wins += r >= 1.0;
-			printf(o->o_csv ? ",%.2f" : "  %6.2fx", r);
+			int won;
+			char sign;
+			double pr = lkb_paired(cell + (size_t)owner_col * n,
+			                       cell + (size_t)ref * n, n, &won, &sign);
+			slower += sign == '-';
+			faster += sign == '+';
+			if (o->o_csv)
+				printf(",%.2f,%.2f,%d,%d", r, pr, won, n);
+			else
+				printf("  %15.2fx  %5.2fx %2d/%-2d%c", r, pr, won, n, sign);
 		}
 		printf("\n");
 	}
-	if (ratio && !o->o_csv)
+	if (ratio && !o->o_csv) {
 		printf("owner >= best glibc variant in %d of %d configurations\n",
 		       wins, ncfg);
+		printf("paired by repetition (sign test, p < 0.05): owner slower in "
+		       "%d, faster in %d, within noise in %d\n", slower, faster,
+		       ncfg - slower - faster);
+	}
 }
 
 /* --stats: medians per cell and variant of hand-offs / voluntary /
@@ -577,7 +638,7 @@ int lkb_main(int argc, char **argv)
 	if (!status) {
 		for (size_t i = 0; i < cells; i++)
 			med[i] = lkb_median(runs + i * o.o_reps, o.o_reps);
-		lkb_print(&o, med, ncfg);
+		lkb_print(&o, med, runs, ncfg);
 		for (size_t i = 0; stats && i < cells; i++)
 			for (int j = 0; j < 3; j++)
 				smed[i * 3 + j] = lkb_median(stats + j * cells * o.o_reps +

@@ -45,6 +45,33 @@ Test(lock_bench, tiny_run_prints_every_variant)
 	}
 	cr_assert_eq(rows, 2, "one row per configuration: %s", out);
 	cr_assert_not_null(strstr(out, "owner >= best glibc variant in"));
+	cr_assert_not_null(strstr(out, "paired by repetition"));
+}
+
+/* The paired columns: wins out of --reps, and a sign only beyond chance
+ * (3 repetitions can never reach p < 0.05: 1/8 at best). */
+Test(lock_bench, paired_columns_count_repetitions)
+{
+	static char out[4096];
+	cr_assert_eq(run_schedctl("bench --threads=1 --cs=0 --hogs=0 --reps=3 "
+	                          "--ms=5 --variants=glibc,owner --csv", out,
+	                          sizeof out), 0);
+	cr_assert_not_null(strstr(out, ",owner_vs_best_glibc,paired_ratio,"
+	                          "owner_wins,reps\n"), "%s", out);
+	const char *row = strstr(out, "\n1,0,0,");
+	cr_assert_not_null(row, "%s", out);
+	double g, own, r, pr;
+	int won, reps;
+	cr_assert_eq(sscanf(row + 1, "1,0,0,%lf,%lf,%lf,%lf,%d,%d", &g, &own, &r,
+	                    &pr, &won, &reps), 6, "%s", out);
+	cr_assert_eq(reps, 3);
+	cr_assert(won >= 0 && won <= 3, "wins %d of 3", won);
+	cr_assert_geq(pr, 0.0);
+	memset(out, 0, sizeof out);
+	cr_assert_eq(run_schedctl("bench --threads=1 --cs=0 --hogs=0 --reps=3 "
+	                          "--ms=5 --variants=glibc,owner", out,
+	                          sizeof out), 0);
+	cr_assert_not_null(strstr(out, "within noise in 1\n"), "%s", out);
 }
 
 Test(lock_bench, csv_and_variant_subset)

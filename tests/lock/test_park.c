@@ -61,7 +61,13 @@ static void park_case(int policy)
 	sc_lock_mutex_lock(&pm);
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_locker, NULL);
-	/* The holder sleeps: the owner policy must not spin on it. */
+	/* Wait for the waiter to park (a loaded machine may not run it for
+	 * a while), then keep the holder asleep for 150 ms: the owner
+	 * policy must not spin on it. */
+	for (int i = 0; i < 5000 &&
+	     (!__atomic_load_n(&waiter_slot, __ATOMIC_ACQUIRE) ||
+	      !__atomic_load_n(&park_calls, __ATOMIC_RELAXED)); i++)
+		lt_sleep_ms(1);
 	lt_sleep_ms(150);
 	struct sc_slot *ws = __atomic_load_n(&waiter_slot, __ATOMIC_ACQUIRE);
 	cr_assert_not_null(ws);
