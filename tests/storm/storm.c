@@ -240,15 +240,22 @@ static void *timedwait_thread(void *arg)
 }
 
 /* ---- read on a pipe: restarted with SA_RESTART, EINTR without ---- */
-static __thread long tl_sigs;
-static void on_restart_tl(int sig) { on_restart(sig); tl_sigs++; }
+static __thread atomic_long tl_sigs;   /* the handler's count; the
+                                          writer reads the reader's */
+static void on_restart_tl(int sig) { on_restart(sig); atomic_fetch_add(&tl_sigs, 1); }
 
-struct writer { int fd; long delay_ms; };
+/* The writer writes once the reader has taken a storm signal and then
+ * SLOW * 50 ms (about 50 more) have passed, so the read is interrupted
+ * however late the storm thread runs on a loaded machine. */
+struct writer { int fd; atomic_long *sigs; long s0; };
 
 static void *writer_thread(void *arg)
 {
 	struct writer *w = arg;
-	sleep_ms(w->delay_ms);
+	long t0 = now_ms();
+	while (atomic_load(w->sigs) == w->s0 && now_ms() - t0 < HANG_MS)
+		sleep_ms(5);
+	sleep_ms(50 * SLOW);
 	if (write(w->fd, "storm", 5) != 5)
 		abort();
 	return NULL;
@@ -262,16 +269,17 @@ static void *read_restart_thread(void *arg)
 		int p[2];
 		if (pipe(p) < 0)
 			abort();
-		struct writer w = { p[1], 300 * SLOW };
+		long s0 = atomic_load(&tl_sigs);
+		struct writer w = { p[1], &tl_sigs, s0 };
 		pthread_t wt;
 		pthread_create(&wt, NULL, writer_thread, &w);
-		long s0 = tl_sigs;
 		char buf[8];
 		ssize_t n = read(p[0], buf, 5);
 		int e = errno;
 		CHECK(n == 5, "read with SA_RESTART returned %zd (%s)", n,
 		      n < 0 ? strerror(e) : "short");
-		CHECK(tl_sigs - s0 > 0, "no storm signal arrived during the read");
+		CHECK(atomic_load(&tl_sigs) - s0 > 0,
+		      "no storm signal arrived during the read");
 		pthread_join(wt, NULL);
 		close(p[0]);
 		close(p[1]);
@@ -310,13 +318,17 @@ static void *read_intr_thread(void *arg)
 	return NULL;
 }
 
-/* nanosleep is never restarted: EINTR and the time left in *rem. */
+/* nanosleep is never restarted: EINTR and the time left in *rem.  The
+ * SIGUSR2 comes after 300 ms; the request is long enough that a late
+ * one on a loaded machine still interrupts it. */
+#define LONE_MS 10000L
+
 static void *nanosleep_intr_thread(void *arg)
 {
 	(void)arg;
 	lone_tid = (pid_t)syscall(SYS_gettid);
 	atomic_store(&lone_ready, 1);
-	struct timespec req = { 2 * SLOW, 0 }, rem = { 0, 0 };
+	struct timespec req = { LONE_MS / 1000, 0 }, rem = { 0, 0 };
 	long t0 = now_ms();
 	int r = nanosleep(&req, &rem);
 	int e = errno;
@@ -325,17 +337,17 @@ static void *nanosleep_intr_thread(void *arg)
 	CHECK(r == -1 && e == EINTR, "nanosleep: %d (%s), want EINTR", r,
 	      r ? strerror(e) : "completed");
 	if (r == -1) {
-		CHECK(slept < 2000 * SLOW - 100,
+		CHECK(slept < LONE_MS - 100,
 		      "nanosleep interrupted only after %ld ms", slept);
 		/* The remainder is never understated and never more than was
 		 * asked; slept + rem exceeds the request by the time the call
 		 * waited for its notification's answer before the kernel
 		 * began the sleep (long under load or ASan, and when the
 		 * supervisor has just died): a hang bound only. */
-		CHECK(rem_ms <= 2000 * SLOW && slept + rem_ms > 2000 * SLOW - 250 &&
-		      slept + rem_ms < 2000 * SLOW + HANG_MS,
-		      "nanosleep: slept %ld ms + rem %ld ms is not %d ms",
-		      slept, rem_ms, 2000 * SLOW);
+		CHECK(rem_ms <= LONE_MS && slept + rem_ms > LONE_MS - 250 &&
+		      slept + rem_ms < LONE_MS + HANG_MS,
+		      "nanosleep: slept %ld ms + rem %ld ms is not %ld ms",
+		      slept, rem_ms, LONE_MS);
 	}
 	return NULL;
 }
