@@ -75,6 +75,14 @@ static void uvm_lock(void)
 	pthread_mutex_lock(&uvm_pager.up_lock);
 }
 
+/* Take uvm_lock and start the pager on first use.
+ * => uvm_lock held either way.  0 or -errno. */
+static int uvm_lock_start(void)
+{
+	uvm_lock();
+	return uvm_start();
+}
+
 /* Drop the lock and turn an -errno result into -1/errno. */
 static int uvm_unlock_ret(int e)
 {
@@ -86,43 +94,65 @@ static int uvm_unlock_ret(int e)
 	return 0;
 }
 
-/* Is [off, off+len) a non-empty page-aligned range inside r? */
+/* Drop the lock and return p, or, if p is NULL, NULL with errno -e
+ * (callers pass -errno as the failed call left it). */
+static void *uvm_unlock_ptr(void *p, int e)
+{
+	uvm_unlock_ret(p ? 0 : e);
+	return p;
+}
+
+/* Bad arguments of a call returning a pointer: NULL, errno EINVAL. */
+static void *uvm_einval_ptr(void)
+{
+	errno = EINVAL;
+	return NULL;
+}
+
+/* Is r a live region and [off, off+len) a non-empty page-aligned range
+ * inside it?  => uvm_lock held. */
 static bool uvm_range_ok(const struct uvm_region *r, size_t off, size_t len)
 {
+	if (!rg_valid(r))
+		return false;
 	size_t size = r->rg_npages << PG_SHIFT;
 	return len > 0 && (off | len) % PG_SIZE == 0 && off < size &&
 	       len <= size - off;
 }
 
+/* Take uvm_lock and check r and [off, off+len) (uvm_range_ok).
+ * => uvm_lock held either way. */
+static bool uvm_lock_range(const struct uvm_region *r, size_t off,
+                           size_t len)
+{
+	uvm_lock();
+	return uvm_range_ok(r, off, len);
+}
+
+/* Is len a size a new region may have, and prot a protection? */
+static bool uvm_len_prot_ok(size_t len, int prot)
+{
+	return len && len % PG_SIZE == 0 && len / PG_SIZE <= UVM_MAXPAGES &&
+	       !(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC));
+}
+
 struct uvm_region *uvm_map_anon(size_t len, int prot)
 {
-	if (len == 0 || len % PG_SIZE || len / PG_SIZE > UVM_MAXPAGES ||
-	    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))) {
-		errno = EINVAL;
-		return NULL;
-	}
-	uvm_lock();
-	struct uvm_region *r = NULL;
-	int e = uvm_start();
-	if (!e) {
-		r = rg_create(len / PG_SIZE, prot, PA_NONE);
-		e = r ? 0 : -errno;
-	}
-	uvm_unlock_ret(e);
-	return r;
+	if (!uvm_len_prot_ok(len, prot))
+		return uvm_einval_ptr();
+	int e = uvm_lock_start();
+	struct uvm_region *r = e ? NULL : rg_create(len / PG_SIZE, prot,
+	                                            PA_NONE);
+	return uvm_unlock_ptr(r, e ? e : -errno);
 }
 
 struct uvm_region *uvm_copy(struct uvm_region *src)
 {
 	uvm_lock();
-	struct uvm_region *c = NULL;
-	int e = -EINVAL;
-	if (rg_valid(src)) {
-		c = rg_copy(src);
-		e = c ? 0 : -errno;
-	}
-	uvm_unlock_ret(e);
-	return c;
+	if (!rg_valid(src))
+		return uvm_unlock_ptr(NULL, -EINVAL);
+	struct uvm_region *c = rg_copy(src);
+	return uvm_unlock_ptr(c, -errno);
 }
 
 void *uvm_base(const struct uvm_region *r)
@@ -143,8 +173,7 @@ size_t uvm_size(const struct uvm_region *r)
 
 int uvm_unmap(struct uvm_region *r, size_t off, size_t len)
 {
-	uvm_lock();
-	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
+	if (!uvm_lock_range(r, off, len))
 		return uvm_unlock_ret(-EINVAL);
 	if (off == 0 && len == r->rg_npages << PG_SHIFT) {
 		return uvm_unlock_ret(rg_destroy(r));
@@ -203,8 +232,7 @@ static bool uvm_next_real(const struct uvm_region *r, size_t *i, size_t *j,
 
 int uvm_wire(struct uvm_region *r, size_t off, size_t len)
 {
-	uvm_lock();
-	if (!rg_valid(r) || !uvm_range_ok(r, off, len))
+	if (!uvm_lock_range(r, off, len))
 		return uvm_unlock_ret(-EINVAL);
 	size_t i = off >> PG_SHIFT, j, end = (off + len) >> PG_SHIFT;
 	int e = uvm_wire_fill(r, i, end);
@@ -248,8 +276,7 @@ int uvm_stats(const struct uvm_region *r, struct uvm_stats *st)
 
 static bool uvm_map_args_ok(size_t len, int prot, int flags)
 {
-	return len && len % PG_SIZE == 0 && len / PG_SIZE <= UVM_MAXPAGES &&
-	       !(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) &&
+	return uvm_len_prot_ok(len, prot) &&
 	       (flags == UVM_MAP_PRIVATE || flags == UVM_MAP_SHARED);
 }
 
@@ -289,28 +316,19 @@ struct uvm_region *uvm_map_object(const struct uvm_pagerops *ops,
                                   int flags)
 {
 	if (!ops || !ops->pgo_get || !uvm_map_args_ok(len, prot, flags) ||
-	    (flags == UVM_MAP_SHARED && !ops->pgo_put)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	uvm_lock();
-	struct uvm_region *r = NULL;
-	int e = uvm_start();
-	if (!e) {
-		r = uvm_map_obj_locked(ops, cookie, len / PG_SIZE, prot, flags);
-		e = r ? 0 : -errno;
-	}
-	uvm_unlock_ret(e);
-	return r;
+	    (flags == UVM_MAP_SHARED && !ops->pgo_put))
+		return uvm_einval_ptr();
+	int e = uvm_lock_start();
+	struct uvm_region *r = e ? NULL :
+		uvm_map_obj_locked(ops, cookie, len / PG_SIZE, prot, flags);
+	return uvm_unlock_ptr(r, e ? e : -errno);
 }
 
 struct uvm_region *uvm_map_file(int fd, off_t off, size_t len, int prot,
                                 int flags)
 {
-	if (off < 0 || off % (off_t)PG_SIZE || !uvm_map_args_ok(len, prot, flags)) {
-		errno = EINVAL;
-		return NULL;
-	}
+	if (off < 0 || off % (off_t)PG_SIZE || !uvm_map_args_ok(len, prot, flags))
+		return uvm_einval_ptr();
 	int acc = fcntl(fd, F_GETFL);
 	if (acc < 0)
 		return NULL;   /* EBADF */
@@ -320,22 +338,20 @@ struct uvm_region *uvm_map_file(int fd, off_t off, size_t len, int prot,
 		errno = EACCES;   /* as mmap() */
 		return NULL;
 	}
-	uvm_lock();
 	const struct uvm_pagerops *ops;
 	void *cookie;
-	struct uvm_region *r = NULL;
-	int e = uvm_start();
+	int e = uvm_lock_start();
 	if (!e)
 		e = obj_file_ops(fd, off, &ops, &cookie);
-	if (!e) {
-		r = uvm_map_obj_locked(ops, cookie, len / PG_SIZE, prot, flags);
-		if (!r) {
-			e = -errno;
-			ops->pgo_release(cookie);
-		}
+	if (e)
+		return uvm_unlock_ptr(NULL, e);
+	struct uvm_region *r = uvm_map_obj_locked(ops, cookie, len / PG_SIZE,
+	                                          prot, flags);
+	if (!r) {
+		e = -errno;   /* before the release can change it */
+		ops->pgo_release(cookie);
 	}
-	uvm_unlock_ret(e);
-	return r;
+	return uvm_unlock_ptr(r, e);
 }
 
 int uvm_flush(struct uvm_region *r)
@@ -352,15 +368,10 @@ int uvm_flush(struct uvm_region *r)
 
 struct uvm_loan *uvm_loan_view(struct uvm_region *r, size_t off, size_t len)
 {
-	uvm_lock();
-	struct uvm_loan *l = NULL;
-	int e = -EINVAL;
-	if (rg_valid(r) && uvm_range_ok(r, off, len)) {
-		l = loan_view(r, off >> PG_SHIFT, len >> PG_SHIFT);
-		e = l ? 0 : -errno;
-	}
-	uvm_unlock_ret(e);
-	return l;
+	if (!uvm_lock_range(r, off, len))
+		return uvm_unlock_ptr(NULL, -EINVAL);
+	struct uvm_loan *l = loan_view(r, off >> PG_SHIFT, len >> PG_SHIFT);
+	return uvm_unlock_ptr(l, -errno);
 }
 
 int uvm_unloan(struct uvm_loan *l)
@@ -374,9 +385,7 @@ int uvm_unloan(struct uvm_loan *l)
 int uvm_loan_into(struct uvm_region *dst, size_t doff,
                   struct uvm_region *src, size_t soff, size_t len)
 {
-	uvm_lock();
-	if (!rg_valid(dst) || !rg_valid(src) ||
-	    !uvm_range_ok(dst, doff, len) || !uvm_range_ok(src, soff, len) ||
+	if (!uvm_lock_range(dst, doff, len) || !uvm_range_ok(src, soff, len) ||
 	    dst->rg_shared ||
 	    (dst == src && doff < soff + len && soff < doff + len))
 		return uvm_unlock_ret(-EINVAL);

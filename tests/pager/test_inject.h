@@ -2,17 +2,12 @@
 #ifndef TESTS_PAGER_TEST_INJECT_H
 #define TESTS_PAGER_TEST_INJECT_H
 
-#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <sys/mman.h>
 
 #include "pager/inject.h"
 #include "pager/pager.h"
-#include "util.h"
-
-#define RW (PROT_READ | PROT_WRITE)
+#include "pager_helper.h"
 
 /* What a failed call must leave as it was. */
 struct ij_snap {
@@ -102,18 +97,15 @@ static inline bool ij_holds(const unsigned char *p, unsigned s, size_t first,
 	return true;
 }
 
+static inline void ij_fill_file(unsigned char *buf, size_t n, unsigned s)
+{
+	ij_fill(buf, s, 0, n / PG);
+}
+
 /* A temporary file of npages pages of pattern s. */
 static inline int ij_file(unsigned s, size_t npages)
 {
-	char path[] = "/tmp/pager-inj-XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	unsigned char *buf = calloc(npages, PG);
-	ij_fill(buf, s, 0, npages);
-	cr_assert_eq(pwrite(fd, buf, npages * PG, 0), (ssize_t)(npages * PG));
-	free(buf);
-	return fd;
+	return ph_tmpfile(npages * PG, ij_fill_file, s);
 }
 
 static inline bool ij_file_holds(int fd, unsigned s, size_t first, size_t n)

@@ -2,57 +2,38 @@
  * Page loans: read-only views and loans into regions, every break path
  * (owner write: 1B, 2B, shared object), zero pages, orphans, errors.
  */
-#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include "pager/pager.h"
-#include "util.h"
+#include "pager_helper.h"
 
-#define RW (PROT_READ | PROT_WRITE)
+/* A region of npages pages, the first nfill written with pattern seed,
+ * and a view of all of it. */
+struct loaned {
+	struct uvm_region *r;
+	unsigned char *p;
+	struct uvm_loan *l;
+	const unsigned char *v;
+};
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
+static struct loaned loaned(size_t npages, size_t nfill, unsigned seed)
 {
-	for (size_t k = 0; k < n; k++)
-		p[k] = (unsigned char)(k * 13 + seed);
-}
-
-static void expect(const unsigned char *p, size_t n, unsigned seed)
-{
-	for (size_t k = 0; k < n; k++)
-		if (p[k] != (unsigned char)(k * 13 + seed))
-			cr_assert_fail("byte %zu: %d, want %d", k, p[k],
-			               (unsigned char)(k * 13 + seed));
-}
-
-static void expect_zero(const unsigned char *p, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		if (p[k])
-			cr_assert_fail("byte %zu: %d, want 0", k, p[k]);
-}
-
-static struct uvm_stats stats(const struct uvm_region *r)
-{
-	struct uvm_stats st;
-	cr_assert_eq(uvm_stats(r, &st), 0);
-	return st;
+	struct loaned f;
+	f.r = ph_anon(npages, nfill, seed, &f.p);
+	f.l = ph_view(f.r, 0, npages * PG, &f.v);
+	return f;
 }
 
 Test(loan, view_shares_pages_and_is_read_only)
 {
-	struct uvm_region *r = uvm_map_anon(16 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 16 * PG, 1);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(16, 16, 1, &p);
 	uint64_t before = pu_pool_pages(r);
-	struct uvm_loan *l = uvm_loan_view(r, 4 * PG, 8 * PG);
-	cr_assert_not_null(l);
-	const unsigned char *v = uvm_loan_base(l);
-	cr_assert_not_null(v);
-	expect(v, 8 * PG, 1 + 4 * PG * 13);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(r, 4 * PG, 8 * PG, &v);
+	ph_expect(v, 8 * PG, 1 + 4 * PG * 13);
 	cr_assert_eq(pu_pool_pages(r), before, "a view copies nothing");
 	cr_assert_eq(pu_probe((volatile char *)v, 1), SIGSEGV);
 	cr_assert_eq(pu_probe((volatile char *)v + 7 * PG, 1), SIGSEGV);
@@ -63,64 +44,59 @@ Test(loan, view_shares_pages_and_is_read_only)
 	cr_assert_eq(writev(fds[1], &iov, 1), (ssize_t)PG);
 	unsigned char buf[PG];
 	cr_assert_eq(read(fds[0], buf, PG), (ssize_t)PG);
-	expect(buf, PG, 1 + 4 * PG * 13);
+	ph_expect(buf, PG, 1 + 4 * PG * 13);
 	close(fds[0]);
 	close(fds[1]);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 16 * PG), 0);
+	ph_done(l, r, -1);
 }
 
 Test(loan, owner_write_breaks_the_loan_for_that_page)
 {
-	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 4 * PG, 2);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
-	const unsigned char *v = uvm_loan_base(l);
-	struct uvm_stats s0 = stats(r);
+	struct loaned f = loaned(4, 4, 2);
+	struct uvm_region *r = f.r;
+	unsigned char *p = f.p;
+	const unsigned char *v = f.v;
+	struct uvm_stats s0 = ph_stats(r);
 	uint64_t before = pu_pool_pages(r);
 	p[PG + 1] = 0xEE;                         /* case 1B: owner copies */
 	cr_assert_eq(p[PG + 1], 0xEE);
-	expect(v, 4 * PG, 2);                     /* the view keeps the data */
-	struct uvm_stats s1 = stats(r);
+	ph_expect(v, 4 * PG, 2);                     /* the view keeps the data */
+	struct uvm_stats s1 = ph_stats(r);
 	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b + 1);
 	cr_assert_eq(pu_pool_pages(r), before + 1, "one page copied");
 	p[PG + 2] = 0xEF;                         /* owner's own page now */
-	cr_assert_eq(stats(r).us_fault_1b, s1.us_fault_1b);
-	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(ph_stats(r).us_fault_1b, s1.us_fault_1b);
+	cr_assert_eq(uvm_unloan(f.l), 0);
 	/* unloaned: written in place again (1A), no copy */
-	uint64_t a1 = stats(r).us_fault_1a;
+	uint64_t a1 = ph_stats(r).us_fault_1a;
 	p[3 * PG] = 1;
-	cr_assert_eq(stats(r).us_fault_1a, a1 + 1);
-	cr_assert_eq(stats(r).us_fault_1b, s1.us_fault_1b);
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+	cr_assert_eq(ph_stats(r).us_fault_1a, a1 + 1);
+	cr_assert_eq(ph_stats(r).us_fault_1b, s1.us_fault_1b);
+	ph_done(NULL, r, -1);
 }
 
 Test(loan, never_touched_pages_loan_as_zero)
 {
-	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(8, 0, 0, &p);
 	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
-	unsigned char *p = uvm_base(r);
 	p[0] = 7;                                 /* page 0 only */
 	uint64_t before = pu_pool_pages(r);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 8 * PG);
-	cr_assert_not_null(l);
-	const unsigned char *v = uvm_loan_base(l);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(r, 0, 8 * PG, &v);
 	cr_assert_eq(v[0], 7);
-	expect_zero(v + 1, 8 * PG - 1 - 0);
+	ph_expect_zero(v + 1, 8 * PG - 1 - 0);
 	cr_assert_eq(pu_pool_pages(r), before, "zero pages allocate nothing");
 	memset(p + 5 * PG, 0x5A, PG);             /* owner fills a zero page */
-	expect_zero(v + 5 * PG, PG);
+	ph_expect_zero(v + 5 * PG, PG);
 	cr_assert_eq(p[5 * PG], 0x5A);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+	ph_done(l, r, -1);
 }
 
 Test(loan, released_pages_live_until_the_last_unloan)
 {
-	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 8 * PG, 3);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(8, 8, 3, &p);
 	struct uvm_loan *l1 = uvm_loan_view(r, 0, 8 * PG);
 	struct uvm_loan *l2 = uvm_loan_view(r, 2 * PG, 2 * PG);
 	cr_assert(l1 && l2);
@@ -128,12 +104,12 @@ Test(loan, released_pages_live_until_the_last_unloan)
 	cr_assert_eq(uvm_unmap(r, 2 * PG, 4 * PG), 0);   /* orphans */
 	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);        /* all orphans */
 	const unsigned char *v1 = uvm_loan_base(l1), *v2 = uvm_loan_base(l2);
-	expect(v1, 8 * PG, 3);
-	expect(v2, 2 * PG, 3 + 2 * PG * 13);
+	ph_expect(v1, 8 * PG, 3);
+	ph_expect(v2, 2 * PG, 3 + 2 * PG * 13);
 	struct uvm_region *probe = uvm_map_anon(PG, RW);
 	cr_assert_eq(pu_pool_pages(probe), before, "orphans still held");
 	cr_assert_eq(uvm_unloan(l1), 0);
-	expect(v2, 2 * PG, 3 + 2 * PG * 13);
+	ph_expect(v2, 2 * PG, 3 + 2 * PG * 13);
 	cr_assert_eq(pu_pool_pages(probe), before - 6, "l2 holds 2");
 	cr_assert_eq(uvm_unloan(l2), 0);
 	cr_assert_eq(pu_pool_pages(probe), before - 8);
@@ -142,69 +118,52 @@ Test(loan, released_pages_live_until_the_last_unloan)
 
 Test(loan, view_of_a_copy_and_copy_after_loan)
 {
-	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 4 * PG, 4);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(4, 4, 4, &p);
 	struct uvm_region *c = uvm_copy(r);
-	struct uvm_loan *l = uvm_loan_view(c, 0, 4 * PG);
-	cr_assert_not_null(l);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(c, 0, 4 * PG, &v);
 	p[0] = 0;                  /* source writes: view and copy unchanged */
 	unsigned char *q = uvm_base(c);
 	q[PG] = 0;                 /* copy writes: view unchanged */
-	expect(uvm_loan_base(l), 4 * PG, 4);
+	ph_expect(v, 4 * PG, 4);
 	struct uvm_region *c2 = uvm_copy(c);
 	unsigned char *q2 = uvm_base(c2);
 	q2[2 * PG] = 1;
-	expect(uvm_loan_base(l), 4 * PG, 4);
+	ph_expect(v, 4 * PG, 4);
 	cr_assert_eq(q[2 * PG], (unsigned char)(2 * PG * 13 + 4));
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(c2, 0, 4 * PG), 0);
-	cr_assert_eq(uvm_unmap(c, 0, 4 * PG), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
-}
-
-static int tmpfile_filled(size_t n, unsigned seed)
-{
-	char path[] = "/tmp/pager-loan-XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	unsigned char *buf = malloc(n);
-	fill(buf, n, seed);
-	cr_assert_eq(pwrite(fd, buf, n, 0), (ssize_t)n);
-	free(buf);
-	return fd;
+	ph_done(l, c2, -1);
+	ph_done(NULL, c, -1);
+	ph_done(NULL, r, -1);
 }
 
 Test(loan, view_of_a_private_file_region)
 {
-	int fd = tmpfile_filled(4 * PG, 5);
-	struct uvm_region *r = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_PRIVATE);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);  /* untouched */
-	cr_assert_not_null(l);
-	const unsigned char *v = uvm_loan_base(l);
-	expect(v, 4 * PG, 5);
-	unsigned char *p = uvm_base(r);
+	int fd = ph_tmpfile(4 * PG, ph_fill, 5);
+	unsigned char *p;
+	struct uvm_region *r = ph_file_region(fd, 4, RW, UVM_MAP_PRIVATE, &p);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(r, 0, 4 * PG, &v);    /* untouched */
+	ph_expect(v, 4 * PG, 5);
 	p[0] = 0xFF;                               /* case 2B breaks it */
-	cr_assert_eq(stats(r).us_fault_2b, 1);
-	expect(v, 4 * PG, 5);
+	cr_assert_eq(ph_stats(r).us_fault_2b, 1);
+	ph_expect(v, 4 * PG, 5);
 	cr_assert_eq(p[0], 0xFF);
 	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);  /* object pages orphaned */
-	expect(v, 4 * PG, 5);
-	cr_assert_eq(uvm_unloan(l), 0);
-	close(fd);
+	ph_expect(v, 4 * PG, 5);
+	ph_done(l, NULL, fd);
 }
 
 Test(loan, view_of_a_shared_file_region)
 {
-	int fd = tmpfile_filled(4 * PG, 6);
-	struct uvm_region *r = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_SHARED);
+	int fd = ph_tmpfile(4 * PG, ph_fill, 6);
+	unsigned char *p;
+	struct uvm_region *r = ph_file_region(fd, 4, RW, UVM_MAP_SHARED, &p);
 	struct uvm_region *r2 = uvm_copy(r);        /* a second shared view */
-	unsigned char *p = uvm_base(r), *p2 = uvm_base(r2);
+	unsigned char *p2 = uvm_base(r2);
 	p2[3 * PG] = 0x10;                          /* dirty and writable */
-	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
-	cr_assert_not_null(l);
-	const unsigned char *v = uvm_loan_base(l);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(r, 0, 4 * PG, &v);
 	cr_assert_eq(v[3 * PG], 0x10);
 	p[1] = 0x20;                                /* breaks page 0 */
 	p2[3 * PG + 1] = 0x30;                      /* breaks page 3 */
@@ -217,18 +176,16 @@ Test(loan, view_of_a_shared_file_region)
 	cr_assert_eq(pread(fd, &b[0], 1, 1), 1);
 	cr_assert_eq(pread(fd, &b[1], 1, 3 * PG + 1), 1);
 	cr_assert(b[0] == 0x20 && b[1] == 0x30);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r2, 0, 4 * PG), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
-	close(fd);
+	ph_done(l, r2, -1);
+	ph_done(NULL, r, fd);
 }
 
 Test(loan, unloan_twice_and_bad_views)
 {
-	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 8 * PG, 7);
-	struct uvm_loan *l = uvm_loan_view(r, 0, PG);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(8, 8, 7, &p);
+	const unsigned char *v;
+	struct uvm_loan *l = ph_view(r, 0, PG, &v);
 	cr_assert_eq(uvm_unloan(l), 0);
 	errno = 0;
 	cr_assert_eq(uvm_unloan(l), -1);
@@ -238,7 +195,7 @@ Test(loan, unloan_twice_and_bad_views)
 	char junk[64] = { 0 };
 	cr_assert_eq(uvm_unloan((struct uvm_loan *)junk), -1);
 
-	struct uvm_stats s0 = stats(r);
+	struct uvm_stats s0 = ph_stats(r);
 	uint64_t pages = pu_pool_pages(r);
 	cr_assert_eq(uvm_unmap(r, 6 * PG, PG), 0);
 	errno = 0;
@@ -251,60 +208,58 @@ Test(loan, unloan_twice_and_bad_views)
 	cr_assert_null(uvm_loan_view(NULL, 0, PG));
 	/* nothing changed: the pages are still written in place */
 	p[4 * PG] = 1;
-	struct uvm_stats s1 = stats(r);
+	struct uvm_stats s1 = ph_stats(r);
 	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b);
 	cr_assert_eq(pu_pool_pages(r), pages - 1);
-	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+	ph_done(NULL, r, -1);
 }
 
 Test(loan, into_anon_to_anon)
 {
-	struct uvm_region *s = uvm_map_anon(8 * PG, RW);
-	struct uvm_region *d = uvm_map_anon(8 * PG, RW);
+	unsigned char *ps, *pd;
+	struct uvm_region *s = ph_anon(8, 0, 0, &ps);
+	struct uvm_region *d = ph_anon(8, 0, 0, &pd);
 	cr_assert_eq(uvm_advise(s, UVM_ADV_RANDOM), 0);
-	unsigned char *ps = uvm_base(s), *pd = uvm_base(d);
-	fill(ps, 4 * PG, 8);                        /* pages 4..7 untouched */
+	ph_fill(ps, 4 * PG, 8);                     /* pages 4..7 untouched */
 	memset(pd, 0x77, 8 * PG);
 	uint64_t before = pu_pool_pages(s);
 	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 8 * PG), 0);
-	expect(pd, 4 * PG, 8);
-	expect_zero(pd + 4 * PG, 4 * PG);           /* zero pages loaned */
+	ph_expect(pd, 4 * PG, 8);
+	ph_expect_zero(pd + 4 * PG, 4 * PG);           /* zero pages loaned */
 	/* d's 8 old pages were freed; 4 zero pages were made for it */
 	cr_assert_eq(pu_pool_pages(s), before - 8 + 4);
 	pd[0] = 1;                                  /* COW on dst */
 	ps[PG] = 2;                                 /* COW on src */
 	cr_assert_eq(ps[0], 8);
 	cr_assert_eq(pd[PG], (unsigned char)(PG * 13 + 8));
-	cr_assert_eq(stats(d).us_fault_1b, 1);
-	cr_assert_eq(stats(s).us_fault_1b, 1);
+	cr_assert_eq(ph_stats(d).us_fault_1b, 1);
+	cr_assert_eq(ph_stats(s).us_fault_1b, 1);
 	ps[4 * PG] = 3;                             /* src's zero page */
 	cr_assert_eq(pd[4 * PG], 0);
 	cr_assert_eq(uvm_unmap(s, 0, 8 * PG), 0);   /* orphans for d */
-	expect(pd + 2 * PG, 2 * PG, 8 + 2 * PG * 13);
-	cr_assert_eq(uvm_unmap(d, 0, 8 * PG), 0);
+	ph_expect(pd + 2 * PG, 2 * PG, 8 + 2 * PG * 13);
+	ph_done(NULL, d, -1);
 }
 
 Test(loan, into_object_to_anon)
 {
-	int fd = tmpfile_filled(4 * PG, 9);
-	struct uvm_region *s = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_PRIVATE);
-	struct uvm_region *d = uvm_map_anon(4 * PG, RW);
+	int fd = ph_tmpfile(4 * PG, ph_fill, 9);
+	unsigned char *ps, *pd;
+	struct uvm_region *s = ph_file_region(fd, 4, RW, UVM_MAP_PRIVATE, &ps);
+	struct uvm_region *d = ph_anon(4, 0, 0, &pd);
 	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 4 * PG), 0);
-	unsigned char *pd = uvm_base(d), *ps = uvm_base(s);
-	expect(pd, 4 * PG, 9);
+	ph_expect(pd, 4 * PG, 9);
 	pd[0] = 0;                                  /* dst copies */
 	cr_assert_eq(ps[0], 9);
 	ps[PG] = 0;                                 /* src promotes (2B) */
 	cr_assert_eq(pd[PG], (unsigned char)(PG * 13 + 9));
 	cr_assert_eq(uvm_unmap(s, 0, 4 * PG), 0);
-	expect(pd + 2 * PG, 2 * PG, 9 + 2 * PG * 13);
-	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
+	ph_expect(pd + 2 * PG, 2 * PG, 9 + 2 * PG * 13);
+	ph_done(NULL, d, -1);
 
 	/* from a shared region: the object moves on, dst keeps the page */
-	s = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_SHARED);
-	d = uvm_map_anon(4 * PG, RW);
-	ps = uvm_base(s);
-	pd = uvm_base(d);
+	s = ph_file_region(fd, 4, RW, UVM_MAP_SHARED, &ps);
+	d = ph_anon(4, 0, 0, &pd);
 	ps[5] = 0x42;
 	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 2 * PG), 0);
 	cr_assert_eq(pd[5], 0x42);
@@ -317,18 +272,16 @@ Test(loan, into_object_to_anon)
 	cr_assert_eq(pread(fd, b, 3, 5), 3);
 	cr_assert(b[0] == 0x42 && b[1] == 0x43 && b[2] == (unsigned char)(7 * 13 + 9));
 	cr_assert_eq(pd[6], (unsigned char)(6 * 13 + 9));
-	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
-	close(fd);
+	ph_done(NULL, d, fd);
 }
 
 Test(loan, into_errors_change_nothing)
 {
-	int fd = tmpfile_filled(2 * PG, 10);
-	struct uvm_region *s = uvm_map_anon(4 * PG, RW);
-	struct uvm_region *d = uvm_map_anon(4 * PG, RW);
-	struct uvm_region *sh = uvm_map_file(fd, 0, 2 * PG, RW, UVM_MAP_SHARED);
-	unsigned char *ps = uvm_base(s), *pd = uvm_base(d);
-	fill(ps, 4 * PG, 11);
+	int fd = ph_tmpfile(2 * PG, ph_fill, 10);
+	unsigned char *ps, *pd, *psh;
+	struct uvm_region *s = ph_anon(4, 4, 11, &ps);
+	struct uvm_region *d = ph_anon(4, 0, 0, &pd);
+	struct uvm_region *sh = ph_file_region(fd, 2, RW, UVM_MAP_SHARED, &psh);
 	memset(pd, 0x66, 4 * PG);
 	cr_assert_eq(uvm_unmap(s, 3 * PG, PG), 0);
 	errno = 0;
@@ -343,29 +296,26 @@ Test(loan, into_errors_change_nothing)
 	cr_assert_eq(errno, EINVAL);
 	for (size_t k = 0; k < 4 * PG; k++)
 		cr_assert_eq(pd[k], 0x66);
-	cr_assert_eq(stats(d).us_shared, 0);
-	uint64_t b1 = stats(s).us_fault_1b;
+	cr_assert_eq(ph_stats(d).us_shared, 0);
+	uint64_t b1 = ph_stats(s).us_fault_1b;
 	ps[0] = 0;                                  /* still exclusive */
-	cr_assert_eq(stats(s).us_fault_1b, b1);
+	cr_assert_eq(ph_stats(s).us_fault_1b, b1);
 	cr_assert_eq(uvm_unmap(d, 2 * PG, PG), 0);
 	cr_assert_eq(uvm_loan_into(d, 0, s, 0, 3 * PG), -1, "released dst");
 	cr_assert_eq(pd[0], 0x66);
 	/* a non-overlapping loan inside one region is fine */
 	cr_assert_eq(uvm_loan_into(s, 2 * PG, s, 0, PG), 0);
 	cr_assert_eq(ps[2 * PG], 0);
-	cr_assert_eq(uvm_unmap(sh, 0, 2 * PG), 0);
-	cr_assert_eq(uvm_unmap(s, 0, 4 * PG), 0);
-	cr_assert_eq(uvm_unmap(d, 0, 4 * PG), 0);
-	close(fd);
+	ph_done(NULL, sh, -1);
+	ph_done(NULL, s, -1);
+	ph_done(NULL, d, fd);
 }
 
 Test(loan, view_survives_fork_and_owner_writes)
 {
-	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 4 * PG, 12);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
-	const unsigned char *v = uvm_loan_base(l);
+	struct loaned f = loaned(4, 4, 12);
+	unsigned char *p = f.p;
+	const unsigned char *v = f.v;
 	int go[2];
 	cr_assert_eq(pipe(go), 0);
 	pid_t pid = fork();
@@ -383,11 +333,9 @@ Test(loan, view_survives_fork_and_owner_writes)
 	p[1] = 0x98;                      /* the parent writes the owner */
 	cr_assert_eq(write(go[1], "x", 1), 1);
 	cr_assert_eq(pu_wait(pid), 0, "the child's view kept the data");
-	expect(v, 4 * PG, 12);
+	ph_expect(v, 4 * PG, 12);
 	cr_assert_eq(p[0], 12);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
-	close(go[0]);
+	ph_done(f.l, f.r, go[0]);
 	close(go[1]);
 }
 
@@ -395,24 +343,20 @@ Test(loan, views_of_every_size_around_the_inline_array)
 {
 	/* up to 32 pages the loan keeps its anons inline, beyond in an
 	 * array of its own; one run is one mapping, a hole makes three */
-	struct uvm_region *r = uvm_map_anon(80 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 40 * PG, 9);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(80, 40, 9, &p);
+	const unsigned char *v;
 	static const size_t sizes[] = { 1, 31, 32, 33, 40 };
 	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-		struct uvm_loan *l = uvm_loan_view(r, 0, sizes[k] * PG);
-		cr_assert_not_null(l, "%zu pages", sizes[k]);
-		expect(uvm_loan_base(l), sizes[k] * PG, 9);
+		struct uvm_loan *l = ph_view(r, 0, sizes[k] * PG, &v);
+		ph_expect(v, sizes[k] * PG, 9);
 		cr_assert_eq(uvm_unloan(l), 0);
 	}
 	/* pages 40..79 never touched: zero pages after the data */
-	struct uvm_loan *l = uvm_loan_view(r, 8 * PG, 64 * PG);
-	cr_assert_not_null(l);
-	const unsigned char *v = uvm_loan_base(l);
-	expect(v, 32 * PG, 9 + 8 * PG * 13);
-	expect_zero(v + 32 * PG, 32 * PG);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 80 * PG), 0);
+	struct uvm_loan *l = ph_view(r, 8 * PG, 64 * PG, &v);
+	ph_expect(v, 32 * PG, 9 + 8 * PG * 13);
+	ph_expect_zero(v + 32 * PG, 32 * PG);
+	ph_done(l, r, -1);
 }
 
 Test(loan, vmsplice_of_a_view_keeps_the_loaned_data)
@@ -420,85 +364,67 @@ Test(loan, vmsplice_of_a_view_keeps_the_loaned_data)
 	/* the pipe references the view's pages (no SPLICE_F_GIFT): the
 	 * loan keeps them copy-on-write, so an owner write before the
 	 * reader drains the pipe does not reach it */
-	struct uvm_region *r = uvm_map_anon(4 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 4 * PG, 5);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 4 * PG);
-	cr_assert_not_null(l);
+	struct loaned f = loaned(4, 4, 5);
 	int fds[2];
 	cr_assert_eq(pipe(fds), 0);
-	struct iovec iov = { (void *)uvm_loan_base(l), 4 * PG };
+	struct iovec iov = { (void *)f.v, 4 * PG };
 	cr_assert_eq(vmsplice(fds[1], &iov, 1, 0), (ssize_t)(4 * PG));
-	memset(p, 0xAB, 4 * PG);               /* 1B on every page */
+	memset(f.p, 0xAB, 4 * PG);             /* 1B on every page */
 	static unsigned char buf[4 * PG];
 	cr_assert_eq(read(fds[0], buf, sizeof buf), (ssize_t)sizeof buf);
-	expect(buf, 4 * PG, 5);
-	cr_assert_eq(p[3 * PG], 0xAB);
-	cr_assert_eq(uvm_unloan(l), 0);
-	close(fds[0]);
+	ph_expect(buf, 4 * PG, 5);
+	cr_assert_eq(f.p[3 * PG], 0xAB);
 	close(fds[1]);
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
+	ph_done(f.l, f.r, fds[0]);
 }
 
 Test(loan, rewrite_after_unloan_unprotects_runs_but_not_loaned_pages)
 {
-	struct uvm_region *r = uvm_map_anon(80 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 80 * PG, 6);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 80 * PG);
-	cr_assert_not_null(l);
-	cr_assert_eq(uvm_unloan(l), 0);
+	unsigned char *p;
+	struct uvm_region *r = ph_anon(80, 80, 6, &p);
+	const unsigned char *v;
+	cr_assert_eq(uvm_unloan(ph_view(r, 0, 80 * PG, &v)), 0);
 	/* every page protected, none shared: under ADV_NORMAL the first
 	 * write unprotects its block of 64 pages, the next block another */
-	struct uvm_stats s0 = stats(r);
+	struct uvm_stats s0 = ph_stats(r);
 	for (size_t k = 0; k < 70; k++)
 		p[k * PG] = 0x11;
-	struct uvm_stats s1 = stats(r);
+	struct uvm_stats s1 = ph_stats(r);
 	cr_assert_eq(s1.us_fault_1a - s0.us_fault_1a, 2);
 	cr_assert_eq(s1.us_fault_1b, s0.us_fault_1b);
 	/* ADV_RANDOM: one page per fault */
 	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
-	l = uvm_loan_view(r, 0, 80 * PG);
-	cr_assert_not_null(l);
-	cr_assert_eq(uvm_unloan(l), 0);
+	cr_assert_eq(uvm_unloan(ph_view(r, 0, 80 * PG, &v)), 0);
 	for (size_t k = 0; k < 4; k++)
 		p[k * PG] = 0x12;
-	struct uvm_stats s2 = stats(r);
+	struct uvm_stats s2 = ph_stats(r);
 	cr_assert_eq(s2.us_fault_1a - s1.us_fault_1a, 4);
 	/* a loaned neighbour stays protected: the write to page 12 must not
 	 * unprotect page 13, so writing 13 copies it and the view keeps it */
 	cr_assert_eq(uvm_advise(r, UVM_ADV_NORMAL), 0);
-	l = uvm_loan_view(r, 0, 16 * PG);
-	cr_assert_not_null(l);
-	cr_assert_eq(uvm_unloan(l), 0);
-	l = uvm_loan_view(r, 13 * PG, PG);
-	cr_assert_not_null(l);
+	cr_assert_eq(uvm_unloan(ph_view(r, 0, 16 * PG, &v)), 0);
+	struct uvm_loan *l = ph_view(r, 13 * PG, PG, &v);
 	p[12 * PG] = 0x22;
-	cr_assert_eq(stats(r).us_fault_1b, s2.us_fault_1b);
+	cr_assert_eq(ph_stats(r).us_fault_1b, s2.us_fault_1b);
 	p[13 * PG] = 0x33;
-	cr_assert_eq(stats(r).us_fault_1b, s2.us_fault_1b + 1);
-	const unsigned char *v = uvm_loan_base(l);
+	cr_assert_eq(ph_stats(r).us_fault_1b, s2.us_fault_1b + 1);
 	cr_assert_eq(v[0], 0x11);
-	expect(v + 1, PG - 1, 6 + 13 * PG * 13 + 13);
+	ph_expect(v + 1, PG - 1, 6 + 13 * PG * 13 + 13);
 	cr_assert_eq(p[13 * PG], 0x33);
-	cr_assert_eq(uvm_unloan(l), 0);
-	cr_assert_eq(uvm_unmap(r, 0, 80 * PG), 0);
+	ph_done(l, r, -1);
 }
 
 Test(loan, splice_into_a_pipe_keeps_the_loaned_data)
 {
 	/* pages 0..5 written, 6..7 never touched (zero pages) */
-	struct uvm_region *r = uvm_map_anon(8 * PG, RW);
-	unsigned char *p = uvm_base(r);
-	fill(p, 6 * PG, 8);
-	struct uvm_loan *l = uvm_loan_view(r, 0, 8 * PG);
-	cr_assert_not_null(l);
+	struct loaned f = loaned(8, 6, 8);
+	struct uvm_loan *l = f.l;
 	int fds[2];
 	cr_assert_eq(pipe(fds), 0);
 	/* from the middle of page 1 to the middle of page 7 */
 	size_t off = PG + 100, len = 6 * PG;
 	cr_assert_eq(uvm_loan_splice(l, off, fds[1], len, 0), (ssize_t)len);
-	memset(p, 0xCD, 6 * PG);               /* owner writes: copies */
+	memset(f.p, 0xCD, 6 * PG);             /* owner writes: copies */
 	static unsigned char buf[6 * PG];
 	size_t got = 0;
 	while (got < len) {
@@ -506,9 +432,9 @@ Test(loan, splice_into_a_pipe_keeps_the_loaned_data)
 		cr_assert_gt(n, 0);
 		got += (size_t)n;
 	}
-	expect(buf, 5 * PG - 100, 8 + (PG + 100) * 13);
-	expect_zero(buf + 5 * PG - 100, PG + 100);
-	cr_assert_eq(p[PG], 0xCD);
+	ph_expect(buf, 5 * PG - 100, 8 + (PG + 100) * 13);
+	ph_expect_zero(buf + 5 * PG - 100, PG + 100);
+	cr_assert_eq(f.p[PG], 0xCD);
 	/* bad ranges and dead loans change nothing */
 	errno = 0;
 	cr_assert_eq(uvm_loan_splice(l, 8 * PG, fds[1], 1, 0), -1);
@@ -518,7 +444,6 @@ Test(loan, splice_into_a_pipe_keeps_the_loaned_data)
 	cr_assert_eq(uvm_unloan(l), 0);
 	cr_assert_eq(uvm_loan_splice(l, 0, fds[1], PG, 0), -1);
 	cr_assert_eq(errno, EINVAL);
-	close(fds[0]);
 	close(fds[1]);
-	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
+	ph_done(NULL, f.r, fds[0]);
 }

@@ -3,35 +3,36 @@
  * files, copies of file regions, fault-around, a caller's own store, and
  * bad arguments.
  */
-#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <sys/mman.h>
 
 #include "pager/pager.h"
-#include "util.h"
+#include "pager_helper.h"
 
-#define RW (PROT_READ | PROT_WRITE)
-
-/* A temporary file of n bytes; byte k is pattern(k). */
+/* The files of these tests: byte k is pattern(k). */
 static unsigned char pattern(size_t k)
 {
 	return (unsigned char)(k * 7 + k / PG + 1);
 }
 
+static void fill_pattern(unsigned char *p, size_t n, unsigned unused)
+{
+	(void)unused;
+	for (size_t k = 0; k < n; k++)
+		p[k] = pattern(k);
+}
+
 static int tmpfile_of(size_t n)
 {
-	char path[] = "/tmp/pager-obj-XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	unlink(path);
-	unsigned char *buf = malloc(n + 1);
-	for (size_t k = 0; k < n; k++)
-		buf[k] = pattern(k);
-	cr_assert_eq(pwrite(fd, buf, n, 0), (ssize_t)n);
-	free(buf);
-	return fd;
+	return ph_tmpfile(n, fill_pattern, 0);
+}
+
+/* A temporary file of npages pages and a region of all of it. */
+static struct uvm_region *file_region(size_t npages, int prot, int flags,
+                                      int *fd, unsigned char **p)
+{
+	*fd = tmpfile_of(npages * PG);
+	return ph_file_region(*fd, npages, prot, flags, p);
 }
 
 static void expect_file_bytes(const unsigned char *p, size_t n, size_t base)
@@ -44,10 +45,9 @@ static void expect_file_bytes(const unsigned char *p, size_t n, size_t base)
 
 Test(object, private_reads_file_writes_stay)
 {
-	int fd = tmpfile_of(16 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 16 * PG, RW, UVM_MAP_PRIVATE);
-	cr_assert_not_null(r);
-	unsigned char *p = uvm_base(r);
+	int fd;
+	unsigned char *p;
+	struct uvm_region *r = file_region(16, RW, UVM_MAP_PRIVATE, &fd, &p);
 	expect_file_bytes(p, 16 * PG, 0);
 	struct uvm_stats st;
 	cr_assert_eq(uvm_stats(r, &st), 0);
@@ -70,7 +70,7 @@ Test(object, private_reads_file_writes_stay)
 	unsigned char b;
 	cr_assert_eq(pread(fd, &b, 1, 3 * PG + 5), 1);
 	cr_assert_eq(b, pattern(3 * PG + 5), "the file never changes");
-	close(fd);
+	ph_done(NULL, NULL, fd);
 }
 
 Test(object, offset_and_short_file)
@@ -85,16 +85,14 @@ Test(object, offset_and_short_file)
 	for (size_t k = PG + PG / 2; k < 4 * PG; k++)
 		cr_assert_eq(p[k], 0, "past EOF at %zu", k);
 	cr_assert_eq(pu_probe((volatile char *)p, 1), SIGSEGV, "read-only");
-	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
-	close(fd);
+	ph_done(NULL, r, fd);
 }
 
 Test(object, shared_writes_reach_file_at_flush_and_destroy)
 {
-	int fd = tmpfile_of(8 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 8 * PG, RW, UVM_MAP_SHARED);
-	cr_assert_not_null(r);
-	unsigned char *p = uvm_base(r);
+	int fd;
+	unsigned char *p;
+	struct uvm_region *r = file_region(8, RW, UVM_MAP_SHARED, &fd, &p);
 	expect_file_bytes(p, 8 * PG, 0);
 	p[10] = 0x11;
 	unsigned char b;
@@ -118,15 +116,14 @@ Test(object, shared_writes_reach_file_at_flush_and_destroy)
 	cr_assert_eq(b, 0x33);
 	cr_assert_eq(pread(fd, &b, 1, 7 * PG), 1);
 	cr_assert_eq(b, pattern(7 * PG), "untouched bytes unchanged");
-	close(fd);
+	ph_done(NULL, NULL, fd);
 }
 
 Test(object, shared_short_file_never_grows)
 {
 	int fd = tmpfile_of(PG + 100);
-	struct uvm_region *r = uvm_map_file(fd, 0, 3 * PG, RW, UVM_MAP_SHARED);
-	cr_assert_not_null(r);
-	unsigned char *p = uvm_base(r);
+	unsigned char *p;
+	struct uvm_region *r = ph_file_region(fd, 3, RW, UVM_MAP_SHARED, &p);
 	cr_assert_eq(p[PG + 100], 0);
 	p[PG + 50] = 0x55;
 	p[PG + 200] = 0x66;          /* past EOF: dropped */
@@ -139,15 +136,14 @@ Test(object, shared_short_file_never_grows)
 	cr_assert_eq(pread(fd, &b, 1, PG + 50), 1);
 	cr_assert_eq(b, 0x55);
 	cr_assert_eq(p[PG + 200], 0x66, "the region still shows it");
-	cr_assert_eq(uvm_unmap(r, 0, 3 * PG), 0);
-	close(fd);
+	ph_done(NULL, r, fd);
 }
 
 Test(object, copies_of_private_file_regions)
 {
-	int fd = tmpfile_of(8 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 8 * PG, RW, UVM_MAP_PRIVATE);
-	unsigned char *p = uvm_base(r);
+	int fd;
+	unsigned char *p;
+	struct uvm_region *r = file_region(8, RW, UVM_MAP_PRIVATE, &fd, &p);
 	p[0] = 1;                                  /* an anon */
 	(void)*(volatile unsigned char *)&p[4 * PG];   /* an object page */
 	struct uvm_region *c = uvm_copy(r);
@@ -163,15 +159,14 @@ Test(object, copies_of_private_file_regions)
 	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);  /* the copy keeps the object */
 	expect_file_bytes(q + 5 * PG, 3 * PG, 5 * PG);
 	cr_assert_eq(q[4 * PG], 9);
-	cr_assert_eq(uvm_unmap(c, 0, 8 * PG), 0);
-	close(fd);
+	ph_done(NULL, c, fd);
 }
 
 Test(object, copies_of_shared_file_regions_share)
 {
-	int fd = tmpfile_of(4 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 4 * PG, RW, UVM_MAP_SHARED);
-	unsigned char *p = uvm_base(r);
+	int fd;
+	unsigned char *p;
+	struct uvm_region *r = file_region(4, RW, UVM_MAP_SHARED, &fd, &p);
 	p[0] = 1;
 	struct uvm_region *c = uvm_copy(r);
 	cr_assert_not_null(c);
@@ -188,17 +183,17 @@ Test(object, copies_of_shared_file_regions_share)
 	cr_assert_eq(pread(fd, &b[1], 1, PG), 1);
 	cr_assert_eq(pread(fd, &b[2], 1, 2 * PG), 1);
 	cr_assert(b[0] == 1 && b[1] == 2 && b[2] == 3);
-	cr_assert_eq(uvm_unmap(c, 0, 4 * PG), 0);
-	close(fd);
+	ph_done(NULL, c, fd);
 }
 
 Test(object, fault_around_follows_advice)
 {
-	int fd = tmpfile_of(64 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 64 * PG, PROT_READ,
-	                                    UVM_MAP_PRIVATE);
+	int fd;
+	unsigned char *base;
+	struct uvm_region *r = file_region(64, PROT_READ, UVM_MAP_PRIVATE,
+	                                   &fd, &base);
 	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
-	const volatile unsigned char *p = uvm_base(r);
+	const volatile unsigned char *p = base;
 	for (size_t i = 0; i < 8; i++)
 		(void)p[i * PG];
 	struct uvm_stats st;
@@ -212,22 +207,20 @@ Test(object, fault_around_follows_advice)
 	cr_assert_eq(st.us_fault_2a, 8 + 56 / 8, "SEQUENTIAL: 7 ahead");
 	cr_assert_eq(st.us_fault_around, 56 - 7);
 	expect_file_bytes((const unsigned char *)p, 64 * PG, 0);
-	cr_assert_eq(uvm_unmap(r, 0, 64 * PG), 0);
-	close(fd);
+	ph_done(NULL, r, fd);
 }
 
 Test(object, partial_unmap_and_wire)
 {
-	int fd = tmpfile_of(8 * PG);
-	struct uvm_region *r = uvm_map_file(fd, 0, 8 * PG, RW, UVM_MAP_PRIVATE);
+	int fd;
+	unsigned char *p;
+	struct uvm_region *r = file_region(8, RW, UVM_MAP_PRIVATE, &fd, &p);
 	cr_assert_eq(uvm_wire(r, 0, 4 * PG), 0);
-	unsigned char *p = uvm_base(r);
 	expect_file_bytes(p, 4 * PG, 0);
 	cr_assert_eq(uvm_unmap(r, 2 * PG, 2 * PG), 0);
 	cr_assert_eq(pu_probe((volatile char *)p + 2 * PG, 0), SIGSEGV);
 	expect_file_bytes(p + 4 * PG, 4 * PG, 4 * PG);
-	cr_assert_eq(uvm_unmap(r, 0, 8 * PG), 0);
-	close(fd);
+	ph_done(NULL, r, fd);
 }
 
 /* A caller's own store: page k reads as byte k+1, puts are recorded. */
