@@ -51,6 +51,16 @@ void anon_unref(struct vm_anon *an)
 	pool_slab_free(&anon_slab, an);
 }
 
+/* Drop the one reference of an anon whose page was never filled (a fill
+ * that stopped short): the anon goes, the pool page is left alone, since
+ * another process sharing it (an object's window after a fork) may have
+ * filled it meanwhile.  => uvm_lock held, an_ref 1. */
+void anon_forget(struct vm_anon *an)
+{
+	uvm_pager.up_pool.p_pages--;
+	pool_slab_free(&anon_slab, an);
+}
+
 /* May the page be written in place by the (unshared) amap holding it? */
 bool anon_exclusive(const struct vm_anon *an)
 {

@@ -226,37 +226,54 @@ static bool flt_objabsent(const struct uvm_region *r, size_t j)
 	       !r->rg_obj->uo_anon[j] && r->rg_map[j] == r->rg_obj->uo_win + j;
 }
 
-/* The store's pages [a, b) are in the pool already (a fork child, which
- * shares the object's window, fetched them): adopt them as cached.
- * => uvm_lock held.  Pages adopted, or -EIO. */
-static int flt_objadopt(struct uvm_region *r, size_t a, size_t b)
+/* Keep the fill [*a, *b) around page i (absent) to pages nobody filled:
+ * the window of an object that existed at a fork is shared with the
+ * other process, which may have filled some (object.c, invariant 4).
+ * => uvm_lock held.  Whether page i itself is present. */
+static bool flt_objshared(const struct vm_object *o, size_t i, size_t *a,
+                          size_t *b)
 {
-	struct vm_object *o = r->rg_obj;
-	size_t k = a;
-	while (k < b && pool_present(o->uo_win + k) &&
-	       (o->uo_anon[k] = anon_alloc(o->uo_win + k)))
-		k++;
-	flt_wake(flt_va(r, a), (k - a) << PG_SHIFT);
-	return k > a ? (int)(k - a) : -EIO;
+	size_t a0 = *a;
+	uint32_t have = pool_present_map(o->uo_win + a0, *b - a0);
+	if (have & (uint32_t)1 << (i - a0))
+		return true;
+	for (size_t k = a0; k < i; k++)
+		if (have & (uint32_t)1 << (k - a0))
+			*a = k + 1;
+	for (size_t k = i + 1; k < *b; k++)
+		if (have & (uint32_t)1 << (k - a0)) {
+			*b = k;
+			break;
+		}
+	return false;
 }
 
 /* Case 2A: fetch object pages [a, b) (page i, and neighbours not yet
  * cached) from the store and fill the object's window in place through
  * the region's own mapping, write-protected, with one UFFDIO_COPY: no
  * remapping, and every region of the object sees the pages at once.
- * => uvm_lock held, amap private, page i absent.  Pages filled or -errno
- *    (page i could not be fetched). */
-int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+ * In an object that existed at a fork, page i may be in the window
+ * already (the other process fetched it): it is adopted as it is, and
+ * not woken (*adopted: the caller wakes it, or writes it first).
+ * => uvm_lock held, amap private, page i absent.  Pages filled or
+ *    adopted, or -errno (page i could not be fetched). */
+static int flt_objfill_at(struct uvm_region *r, size_t i, size_t lo,
+                          size_t hi, bool *adopted)
 {
 	static unsigned char buf[FLT_MAXRANGE * PG_SIZE]
 		__attribute__((aligned(4096)));
 	struct vm_object *o = r->rg_obj;
 	struct vm_anon *an[FLT_MAXRANGE];
 	size_t a = i, b = i + 1;
+	*adopted = false;
 	while (a > lo && i - a + 1 < FLT_MAXRANGE / 2 && flt_objabsent(r, a - 1))
 		a--;
 	while (b < hi && b - a < FLT_MAXRANGE && flt_objabsent(r, b))
 		b++;
+	if (o->uo_forked && flt_objshared(o, i, &a, &b)) {
+		*adopted = true;
+		return obj_adopt(o, i) ? 1 : -ENOMEM;
+	}
 	const struct uvm_pagerops *ops = o->uo_ops;
 	int e = ops->pgo_get(o->uo_cookie, (uint64_t)a << PG_SHIFT, buf,
 	                     (b - a) << PG_SHIFT);
@@ -280,24 +297,43 @@ int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
 		if ((long)k < done)
 			o->uo_anon[a + k] = an[k];
 		else
-			anon_unref(an[k]);
+			anon_forget(an[k]);   /* not filled by us (EEXIST) */
 	}
-	if (done == -EEXIST)
-		return flt_objadopt(r, a, b);
-	if (done > 0 && a + (size_t)done <= i)
-		flt_wake(flt_va(r, i), PG_SIZE);  /* short: stopped before i */
+	if (done > 0 && a + (size_t)done > i)
+		return (int)done;
+	/* page i not reached: the other side of a fork filled it meanwhile
+	 * (EEXIST), or the copy stopped short (the thread faults again) */
+	if (o->uo_forked && pool_present(o->uo_win + i)) {
+		*adopted = true;
+		return obj_adopt(o, i) ? (done > 0 ? (int)done : 0) + 1 :
+		       -ENOMEM;
+	}
+	if (done > 0)
+		flt_wake(flt_va(r, i), PG_SIZE);
 	return (int)done;
 }
 
-static int flt_obj_missing(struct uvm_region *r, size_t i)
+int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi)
+{
+	bool adopted;
+	return flt_objfill_at(r, i, lo, hi, &adopted);
+}
+
+/* A fault on object page i, not yet cached: case 2A.  wake: wake page i
+ * if it was adopted (a write fault writes it first, then wakes).
+ * => uvm_lock held, amap private.  0 or -errno. */
+static int flt_obj_missing(struct uvm_region *r, size_t i, bool wake)
 {
 	size_t lo, hi;
+	bool adopted;
 	flt_around(r, i, &lo, &hi);
 	if (!flt_objabsent(r, i))
 		return -EIO;   /* cannot happen: region.c, invariant 3 */
-	int n = flt_objfill(r, i, lo, hi);
+	int n = flt_objfill_at(r, i, lo, hi, &adopted);
 	if (n < 0)
 		return n;
+	if (adopted && wake)
+		flt_wake(flt_va(r, i), PG_SIZE);
 	r->rg_st.us_fault_2a++;
 	r->rg_st.us_fault_around += (uint64_t)n - 1;
 	return 0;
@@ -410,7 +446,7 @@ static int flt_missing(struct uvm_region *r, size_t i)
 		return 0;
 	}
 	if (r->rg_obj)
-		return flt_obj_missing(r, i);
+		return flt_obj_missing(r, i, true);
 	size_t lo, hi;
 	flt_around(r, i, &lo, &hi);
 	int n = flt_zerofill(r, i, lo, hi);
@@ -537,6 +573,13 @@ static int flt_write(struct uvm_region *r, size_t i)
 	if (e)
 		return e;
 	struct vm_anon *an = amap_lookup(r->rg_amap, i);
+	if (!an && r->rg_obj && flt_objabsent(r, i)) {
+		/* a write to an object page the other side of a fork
+		 * fetched (object.c, invariant 4): adopt it, then write */
+		e = flt_obj_missing(r, i, false);
+		if (e)
+			return e;
+	}
 	if (!an && rg_objmapped(r, i))
 		return flt_obj_write(r, i);
 	if (!an)

@@ -12,8 +12,9 @@
  *            region; freeze every page handed out so far (pool.c): such
  *            a page may now be mapped by the child, so the parent never
  *            writes it in place (case 1B, not 1A) and never punches it.
- *            Reset every COW window (region.c, invariant 4).  Open the
- *            child's lease (below).
+ *            Reset every COW window (region.c, invariant 4).  Mark every
+ *            object forked: the child fills the same object window
+ *            (object.c, invariant 4).  Open the child's lease (below).
  *   parent   keep the lease's read end; drop uvm_lock.
  *   child    a new userfaultfd and pager thread; every inherited pool
  *            file frozen for good and a new file for the child's own
@@ -67,6 +68,8 @@ static void fork_prepare(void)
 		struct uvm_region *r = uvm_pager.up_regions[k];
 		rg_protect_all(r, true);
 		r->rg_cowwin = PA_NONE;
+		if (r->rg_obj)   /* its window is shared from now on */
+			r->rg_obj->uo_forked = true;
 	}
 	fork_wfd = -1;
 	int n = uvm_pager.up_nleases, fds[2];
@@ -81,6 +84,11 @@ static void fork_prepare(void)
 		/* release: the lease is complete before the pager sees it
 		 * (pairs with the acquire in fork_poll_fds) */
 		__atomic_store_n(&uvm_pager.up_nleases, n + 1, __ATOMIC_RELEASE);
+	} else {
+		/* no lease: no thaw may lower the watermark below what this
+		 * child may map, until exit */
+		for (unsigned f = 0; f < p->p_nfiles; f++)
+			p->p_files[f].pf_floor = p->p_files[f].pf_next;
 	}
 }
 

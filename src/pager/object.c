@@ -24,6 +24,15 @@
  *      while it is clean, so the next write reaches the pager.
  *   3. uo_win+k is used only for object page k's first cached copy; a
  *      page replaced by obj_break gets a new one-page window.
+ *   4. An object that existed at a fork (uo_forked) shares uo_win with
+ *      the other process, whose copy of the object fills the same pool
+ *      pages (both with the store's data; a shared region's writes in
+ *      place are seen by both, as with a MAP_SHARED file after fork).
+ *      So uo_win+k may hold a page that uo_anon[k] does not: it is
+ *      adopted as it is when this side needs page k (obj_adopt: the 2A
+ *      fault, obj_getpage), never filled over, and when the object goes
+ *      its uncached window pages are discarded (pool_discard: punched
+ *      now or when the fork's pages thaw), whoever filled them.
  *
  * Pages past the end of a file read as zeros; writes to them in shared
  * regions are dropped at the flush (the file never grows).
@@ -80,6 +89,21 @@ void obj_ref(struct vm_object *o)
 	o->uo_ref++;
 }
 
+/* The window pages of o that it never cached, which another process
+ * sharing the window may have filled (invariant 4): give them back.
+ * => uvm_lock held, no region left. */
+static void obj_discard_uncached(struct vm_object *o)
+{
+	for (size_t k = 0; k < o->uo_npages;) {
+		size_t j = k;
+		while (j < o->uo_npages && !o->uo_anon[j])
+			j++;
+		if (j > k)
+			pool_discard(o->uo_win + k, j - k);
+		k = j + 1;
+	}
+}
+
 /* => uvm_lock held.  The last reference flushes and frees the object;
  *    a flush error is lost here, so the last region's destroy flushes
  *    first and stops on an error (rg_destroy). */
@@ -89,6 +113,8 @@ void obj_unref(struct vm_object *o)
 		return;
 	if (o->uo_shared)
 		obj_flush(o);
+	if (o->uo_forked)
+		obj_discard_uncached(o);
 	for (size_t k = 0; k < o->uo_npages; k++)
 		if (o->uo_anon[k])
 			anon_unref(o->uo_anon[k]);
@@ -98,13 +124,32 @@ void obj_unref(struct vm_object *o)
 	pool_slab_free(&obj_slab, o);
 }
 
-/* The cached page of object page pg, fetched from the store if absent.
+/* Cache object page pg as the pool holds it at uo_win+pg, filled by
+ * another process sharing the window (invariant 4).
+ * => uvm_lock held, uo_anon[pg] empty.  The anon, NULL if out of memory. */
+struct vm_anon *obj_adopt(struct vm_object *o, size_t pg)
+{
+	struct vm_anon *an = anon_alloc(o->uo_win + pg);
+	if (an)
+		o->uo_anon[pg] = an;
+	return an;
+}
+
+/* The cached page of object page pg, fetched from the store if absent
+ * (adopted if the other side of a fork fetched it: invariant 4; a fetch
+ * racing with that side's own writes the same store data over it).
  * => uvm_lock held.  The anon (the object's reference), or NULL with
  *    *err set. */
 struct vm_anon *obj_getpage(struct vm_object *o, size_t pg, int *err)
 {
 	if (o->uo_anon[pg])
 		return o->uo_anon[pg];
+	if (o->uo_forked && pool_present(o->uo_win + pg)) {
+		struct vm_anon *an = obj_adopt(o, pg);
+		if (!an)
+			*err = -ENOMEM;
+		return an;
+	}
 	int e = o->uo_ops->pgo_get(o->uo_cookie, (uint64_t)pg << PG_SHIFT,
 	                           obj_buf, PG_SIZE);
 	if (!e)

@@ -83,9 +83,15 @@ struct pool_file {
 	                          inherited file, in a fork child */
 };
 
+struct pool_range {
+	pool_addr_t pr_addr;   /* first page */
+	uint64_t pr_n;         /* pages */
+};
+
 struct pool {
 	struct pool_file p_files[POOL_MAXFILES];
-	pool_addr_t *p_deferred;   /* freed while frozen: punch when thawed */
+	struct pool_range *p_deferred;  /* freed while frozen: punch when
+	                                   thawed */
 	size_t p_ndeferred, p_capdeferred;
 	unsigned p_cur;        /* file new windows come from */
 	unsigned p_nfiles;
@@ -103,7 +109,9 @@ int pool_copy(pool_addr_t dst, pool_addr_t src);  /* => -errno */
 int pool_read(pool_addr_t a, void *buf, size_t n);
 int pool_write(pool_addr_t a, const void *buf, size_t n);
 bool pool_present(pool_addr_t a);
+uint32_t pool_present_map(pool_addr_t a, size_t n);
 void pool_free_page(pool_addr_t a);
+void pool_discard(pool_addr_t a, size_t n);
 void pool_thaw(const uint64_t *frozen);
 
 /* mmap-backed memory: safe on the fault path (no malloc). */
@@ -137,6 +145,7 @@ struct vm_anon {
 struct vm_anon *anon_alloc(pool_addr_t a);
 void anon_ref(struct vm_anon *an);
 void anon_unref(struct vm_anon *an);
+void anon_forget(struct vm_anon *an);
 bool anon_exclusive(const struct vm_anon *an);
 
 /* ---- amap.c ------------------------------------------------------- */
@@ -167,6 +176,8 @@ bool amap_slot_shared(const struct vm_amap *am, size_t slot);
 struct vm_object {
 	uint32_t uo_ref;           /* regions referencing the object */
 	bool uo_shared;            /* some region writes it in place */
+	bool uo_forked;            /* it existed at a fork: the other process
+	                              may fill uo_win too (object.c, 4) */
 	const struct uvm_pagerops *uo_ops;
 	void *uo_cookie;
 	size_t uo_npages;
@@ -180,6 +191,7 @@ struct vm_object *obj_alloc(const struct uvm_pagerops *ops, void *cookie,
 void obj_ref(struct vm_object *o);
 void obj_unref(struct vm_object *o);
 struct vm_anon *obj_getpage(struct vm_object *o, size_t pg, int *err);
+struct vm_anon *obj_adopt(struct vm_object *o, size_t pg);
 int obj_flush(struct vm_object *o);
 int obj_break(struct vm_object *o, size_t pg);
 int obj_file_ops(int fd, off_t off, const struct uvm_pagerops **ops,

@@ -9,6 +9,10 @@
  * returns its memory, and its number is dead.  Because numbers are
  * never reused, a page number that no anon holds has no page in the
  * file: the zero-fill fault relies on that (see region.c, invariant 3).
+ * One exception: an object's window that existed at a fork is shared
+ * with the other process, which may fill its pages (object.c,
+ * invariant 4); the object adopts such pages or discards them when it
+ * goes (pool_discard), never the zero-fill path.
  *
  * Files.  The process allocates from file p_cur.  A fork child cannot
  * share the parent's bump pointer, so it starts a new file
@@ -16,8 +20,9 @@
  * (pf_floor); the parent freezes the pages it had handed out at the fork
  * (pf_frozen).  Frozen pages may be mapped by the other process, so they
  * are never written in place and never punched: a frozen page that is
- * freed waits in p_deferred until pool_thaw (the child is gone, fork.c)
- * lowers the watermark below it, or until the process exits.
+ * freed waits in p_deferred (runs of pages) until pool_thaw (the child
+ * is gone, fork.c) lowers the watermark below it, or until the process
+ * exits.  A child never punches the files it inherited (pf_floor).
  *
  * Memory for the pager's structures comes from mmap, never malloc: the
  * pager thread must not take a lock a faulting thread may hold.
@@ -201,36 +206,92 @@ bool pool_present(pool_addr_t a)
 	return lseek(pool_fd(a), off, SEEK_DATA) == off;
 }
 
-/* The last anon holding page a is gone: give the memory back, unless
- * another process may still map it.  => uvm_lock held. */
-static void pool_punch(pool_addr_t a)
+/* Which of the pages [a, a+n) hold data: bit k for page a+k (n <= 32).
+ * Two lseeks per run of present pages, one if there is none.  (lseek
+ * moves the file offset the processes sharing the file share too;
+ * nobody uses it, all data moves with pread/pwrite.) */
+uint32_t pool_present_map(pool_addr_t a, size_t n)
 {
-	fallocate(pool_fd(a), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	          (off_t)PA_PGNO(a) << PG_SHIFT, PG_SIZE);
+	int fd = pool_fd(a);
+	off_t lo = (off_t)PA_PGNO(a) << PG_SHIFT;
+	off_t hi = lo + (off_t)(n << PG_SHIFT);
+	uint32_t map = 0;
+	for (off_t d = lo; d < hi;) {
+		off_t s = lseek(fd, d, SEEK_DATA);
+		if (s < 0 || s >= hi)
+			break;              /* ENXIO: no data after d */
+		off_t h = lseek(fd, s, SEEK_HOLE);
+		if (h < 0 || h > hi)
+			h = hi;
+		for (off_t x = s; x < h; x += (off_t)PG_SIZE)
+			map |= (uint32_t)1 << ((x - lo) >> PG_SHIFT);
+		d = h;
+	}
+	return map;
 }
 
-void pool_free_page(pool_addr_t a)
+/* Give pages [pg, end) of file f back to the system.  => uvm_lock held. */
+static void pool_punch(unsigned f, uint64_t pg, uint64_t end)
+{
+	fallocate(uvm_pager.up_pool.p_files[f].pf_fd,
+	          FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	          (off_t)pg << PG_SHIFT, (off_t)(end - pg) << PG_SHIFT);
+}
+
+/* Remember frozen pages d for pool_thaw; if that fails they stay until
+ * every process using the file is gone, as documented. */
+static void pool_defer(struct pool_range d)
 {
 	struct pool *p = &uvm_pager.up_pool;
-	p->p_pages--;
-	if (!pool_frozen(a)) {
-		pool_punch(a);
+	if (!d.pr_n)
 		return;
-	}
-	/* remember it for pool_thaw; if that fails the page stays until
-	 * every process using the file is gone, as documented */
 	if (p->p_ndeferred == p->p_capdeferred) {
-		size_t ncap = p->p_capdeferred ? p->p_capdeferred * 2 : 512;
-		pool_addr_t *n = pool_mem_alloc(ncap * sizeof *n);
-		if (!n)
+		size_t ncap = p->p_capdeferred ? p->p_capdeferred * 2 : 256;
+		struct pool_range *nr = pool_mem_alloc(ncap * sizeof *nr);
+		if (!nr)
 			return;
 		if (p->p_deferred)
-			memcpy(n, p->p_deferred, p->p_ndeferred * sizeof *n);
-		pool_mem_free(p->p_deferred, p->p_capdeferred * sizeof *n);
-		p->p_deferred = n;
+			memcpy(nr, p->p_deferred, p->p_ndeferred * sizeof *nr);
+		pool_mem_free(p->p_deferred, p->p_capdeferred * sizeof *nr);
+		p->p_deferred = nr;
 		p->p_capdeferred = ncap;
 	}
-	p->p_deferred[p->p_ndeferred++] = a;
+	p->p_deferred[p->p_ndeferred++] = d;
+}
+
+/* Pages [a, a+n) are nobody's in this process: punch the part no other
+ * process may map (from pf_frozen on).  Pages below pf_floor (a fork
+ * child's inherited file) are never ours to punch: left out.
+ * => uvm_lock held.  The part still frozen (pr_n 0 if none). */
+static struct pool_range pool_release(pool_addr_t a, uint64_t n)
+{
+	unsigned f = PA_FILE(a);
+	const struct pool_file *pf = &uvm_pager.up_pool.p_files[f];
+	uint64_t pg = PA_PGNO(a), end = pg + n;
+	if (pg < pf->pf_floor)
+		pg = pf->pf_floor < end ? pf->pf_floor : end;
+	uint64_t cut = pf->pf_frozen < pg ? pg :
+	               pf->pf_frozen > end ? end : pf->pf_frozen;
+	if (cut < end)
+		pool_punch(f, cut, end);
+	return (struct pool_range){ PA_MAKE(f, pg), cut - pg };
+}
+
+/* The last anon holding page a is gone: give the memory back, now or,
+ * if another process may still map it, when it thaws.  => uvm_lock held. */
+void pool_free_page(pool_addr_t a)
+{
+	uvm_pager.up_pool.p_pages--;
+	pool_defer(pool_release(a, 1));
+}
+
+/* Pages [a, a+n) that no anon of this process holds, but that another
+ * process sharing them may have filled (an object's window after a fork,
+ * object.c): give back what is there, now or when it thaws.
+ * => uvm_lock held. */
+void pool_discard(pool_addr_t a, size_t n)
+{
+	pool_defer(pool_release(a, n));
 }
 
 /* The children that could map some frozen pages are gone: frozen[f] is
@@ -245,10 +306,10 @@ void pool_thaw(const uint64_t *frozen)
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < p->p_ndeferred; i++) {
-		if (pool_frozen(p->p_deferred[i]))
-			p->p_deferred[k++] = p->p_deferred[i];
-		else
-			pool_punch(p->p_deferred[i]);
+		struct pool_range d = p->p_deferred[i];
+		d = pool_release(d.pr_addr, d.pr_n);
+		if (d.pr_n)
+			p->p_deferred[k++] = d;
 	}
 	p->p_ndeferred = k;
 }
