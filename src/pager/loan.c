@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "pager/inject.h"
 #include "pager/pager.h"
 
 /* Loans of up to LOAN_INLINE pages keep their anon array in the loan
@@ -150,6 +151,18 @@ static size_t loan_run_end(const struct uvm_loan *l, size_t k)
 	return j;
 }
 
+/* A read-only mmap for a view (at va: MAP_FIXED), failing as an
+ * INJ_MMAP point when a test arms it.  The mapping or MAP_FAILED. */
+static void *loan_mmap(void *va, size_t len, int flags, int fd, off_t off)
+{
+	int e = inj_fail(INJ_MMAP);
+	if (e) {
+		errno = -e;
+		return MAP_FAILED;
+	}
+	return mmap(va, len, PROT_READ, flags, fd, off);
+}
+
 /* Map the view: a read-only anonymous reservation (zero pages), with the
  * loaned pages mapped over it run by run, or, when the loan is one run,
  * just that run's mapping (one mmap instead of two).  The view is not
@@ -161,15 +174,15 @@ static int loan_map(struct uvm_loan *l)
 	size_t len = l->ln_npages << PG_SHIFT;
 	if (l->ln_anon[0] && loan_run_end(l, 0) == l->ln_npages) {
 		pool_addr_t a = l->ln_anon[0]->an_addr;
-		void *va = mmap(NULL, len, PROT_READ, MAP_SHARED, pool_fd(a),
-		                (off_t)PA_PGNO(a) << PG_SHIFT);
+		void *va = loan_mmap(NULL, len, MAP_SHARED, pool_fd(a),
+		                     (off_t)PA_PGNO(a) << PG_SHIFT);
 		if (va == MAP_FAILED)
 			return -errno;
 		l->ln_base = (uintptr_t)va;
 		return 0;
 	}
-	void *va = mmap(NULL, len, PROT_READ,
-	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *va = loan_mmap(NULL, len,
+	                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (va == MAP_FAILED)
 		return -errno;
 	l->ln_base = (uintptr_t)va;
@@ -180,10 +193,9 @@ static int loan_map(struct uvm_loan *l)
 		}
 		pool_addr_t a = l->ln_anon[k]->an_addr;
 		size_t j = loan_run_end(l, k);
-		void *m = mmap((void *)(l->ln_base + (k << PG_SHIFT)),
-		               (j - k) << PG_SHIFT, PROT_READ,
-		               MAP_SHARED | MAP_FIXED, pool_fd(a),
-		               (off_t)PA_PGNO(a) << PG_SHIFT);
+		void *m = loan_mmap((void *)(l->ln_base + (k << PG_SHIFT)),
+		                    (j - k) << PG_SHIFT, MAP_SHARED | MAP_FIXED,
+		                    pool_fd(a), (off_t)PA_PGNO(a) << PG_SHIFT);
 		if (m == MAP_FAILED) {
 			int e = -errno;
 			munmap(va, len);

@@ -124,6 +124,21 @@ static void check_anon(void)
 	cr_assert(ij_holds(b, 4, 0, NPG));
 }
 
+/* The same, rb written first: a failed call that changed rb's pages
+ * must have left the ones it shares with ra write-protected (while ra
+ * still shares them, a write in place would reach ra). */
+static void check_anon_dst_first(void)
+{
+	unsigned char *a = uvm_base(ra), *b = uvm_base(rb);
+	cr_assert(ij_holds(b, 1, 0, NPG / 2));
+	ij_fill(b, 4, 0, NPG);
+	cr_assert(ij_holds(a, 2, 0, 4));
+	cr_assert(ij_holds(a, 1, 4, NPG / 2 - 4));
+	ij_fill(a, 3, 0, NPG);
+	cr_assert(ij_holds(a, 3, 0, NPG));
+	cr_assert(ij_holds(b, 4, 0, NPG));
+}
+
 static bool call_map_anon(void)
 {
 	rc = uvm_map_anon(NPG * PG, RW);
@@ -202,7 +217,7 @@ Test(inject, copy, .timeout = 60)
 
 Test(inject, loan_view, .timeout = 60)
 {
-	run_all(anon_case("uvm_loan_view", call_loan_view), P_WP);
+	run_all(anon_case("uvm_loan_view", call_loan_view), P_MMAP | P_WP);
 }
 
 /* Every point, the remap of dst and its write protection included
@@ -210,8 +225,37 @@ Test(inject, loan_view, .timeout = 60)
  * old pages back, data and all. */
 Test(inject, loan_into, .timeout = 60)
 {
-	run_all(anon_case("uvm_loan_into", call_loan_into),
-	        P_MEM | P_MMAP | P_REGISTER | P_WP | P_WRITE);
+	struct ij_case c = anon_case("uvm_loan_into", call_loan_into);
+	run_all(c, P_MEM | P_MMAP | P_REGISTER | P_WP | P_WRITE);
+	c.c_check = check_anon_dst_first;
+	run_all(c, P_MMAP | P_REGISTER | P_WP);
+}
+
+/* The last resort: dst's mapping cannot be restored either (every
+ * UFFDIO_REGISTER fails).  dst's pages are poisoned (SIGBUS: never the
+ * loaned data, never garbage), src keeps its data and works, and
+ * everything is freed with the regions. */
+Test(inject, loan_into_restore_fails, .timeout = 30)
+{
+	setup_anon();
+	inj_arm(INJ_REGISTER, 0, -1, ENOMEM);
+	errno = 0;
+	cr_assert_eq(uvm_loan_into(rb, 0, ra, 8 * PG, (NPG / 2) * PG), -1);
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_geq(inj_failed(INJ_REGISTER), 2, "the remap and its undo");
+	inj_reset();
+	unsigned char *a = uvm_base(ra), *b = uvm_base(rb);
+	for (size_t pg = 0; pg < NPG / 2; pg++)
+		cr_assert_eq(pu_probe((volatile char *)b + pg * PG, 0), SIGBUS,
+		             "dst page %zu", pg);
+	cr_assert(ij_holds(a, 2, 0, 4));
+	cr_assert(ij_holds(a, 1, 4, NPG / 2 - 4));
+	ij_fill(a, 3, 0, NPG);
+	cr_assert(ij_holds(a, 3, 0, NPG));
+	ij_fill(b, 4, NPG / 2, NPG / 2);   /* dst's other half works */
+	cr_assert(ij_holds(b, 4, NPG / 2, NPG / 2));
+	teardown();
+	ij_all_gone();
 }
 
 Test(inject, wire, .timeout = 60)
@@ -243,6 +287,23 @@ static void check_file(void)
 	cr_assert(ij_holds(b, 5, 4, NPG - 4));
 	ij_fill(a, 8, 0, NPG);
 	ij_fill(b, 9, 0, NPG);
+	cr_assert(ij_holds(a, 8, 0, NPG));
+	cr_assert(ij_holds(b, 9, 0, NPG));
+	cr_assert_eq(uvm_flush(ra), 0);
+	cr_assert(ij_file_holds(rfd, 8, 0, NPG));
+}
+
+/* The same, rb (private) written first: it must not write the object's
+ * pages in place (ra and the file would see it). */
+static void check_file_dst_first(void)
+{
+	unsigned char *a = uvm_base(ra), *b = uvm_base(rb);
+	cr_assert(ij_holds(b, 7, 2, 2));
+	cr_assert(ij_holds(b, 5, 4, NPG - 4));
+	ij_fill(b, 9, 0, NPG);
+	cr_assert(ij_holds(a, 6, 0, 2));
+	cr_assert(ij_holds(a, 5, 2, NPG - 2));
+	ij_fill(a, 8, 0, NPG);
 	cr_assert(ij_holds(a, 8, 0, NPG));
 	cr_assert(ij_holds(b, 9, 0, NPG));
 	cr_assert_eq(uvm_flush(ra), 0);
@@ -307,13 +368,19 @@ Test(inject, copy_file, .timeout = 60)
 Test(inject, loan_file, .timeout = 60)
 {
 	run_all(file_case("uvm_loan_view (file)", call_loan_file, ENOMEM,
-	                  true), P_WP);
+	                  true), P_MMAP | P_WP);
+	struct ij_case c = file_case("uvm_loan_view (file)", call_loan_file,
+	                             EIO, true);
+	cr_expect_gt(ij_run(&c, INJ_FILE_READ, EIO), 0, "file read");
 }
 
 Test(inject, loan_into_file, .timeout = 60)
 {
-	run_all(file_case("uvm_loan_into (file)", call_loan_into_file,
-	                  ENOMEM, true), P_MMAP | P_REGISTER | P_WP);
+	struct ij_case m = file_case("uvm_loan_into (file)",
+	                             call_loan_into_file, ENOMEM, true);
+	run_all(m, P_MMAP | P_REGISTER | P_WP);
+	m.c_check = check_file_dst_first;
+	run_all(m, P_MMAP | P_REGISTER | P_WP);
 	struct ij_case c = file_case("uvm_loan_into (file)",
 	                             call_loan_into_file, EIO, true);
 	cr_expect_gt(ij_run(&c, INJ_FILE_READ, EIO), 0, "file read");
@@ -354,11 +421,37 @@ Test(inject, destroy_write_error, .timeout = 60)
  * as big as RLIMIT_FSIZE allows).  If a new file cannot be made (memfd
  * or ftruncate fails: ENOSPC, EMFILE) the call that needed the space
  * fails with ENOMEM and nothing changes; the next one grows the pool. */
-static void growth_child(void)
+/* In a child (growth tests): pool files of 64 pages at most. */
+static void child_limit_pool(void)
 {
 	struct rlimit lim = { 64 * PG, 64 * PG };
 	if (setrlimit(RLIMIT_FSIZE, &lim))
 		_exit(20);
+}
+
+/* In a child, last: exit 0 if every pool page is back, else 31. */
+static void child_exit_pages_left(void)
+{
+	pthread_mutex_lock(&uvm_pager.up_lock);
+	uint64_t left = uvm_pager.up_pool.p_pages;
+	pthread_mutex_unlock(&uvm_pager.up_lock);
+	_exit(left ? 31 : 0);
+}
+
+/* Run fn in a child; it must exit 0 (else its number says where). */
+static void run_in_child(void (*fn)(void))
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		fn();
+	int st = pu_wait(pid);
+	cr_assert_eq(st, 0, "child: %d", st);
+}
+
+static void growth_child(void)
+{
+	child_limit_pool();
 	struct uvm_region *r = uvm_map_anon(48 * PG, RW);
 	if (!r)
 		_exit(21);
@@ -403,19 +496,59 @@ static void growth_child(void)
 	uvm_unmap(c, 0, 40 * PG);
 	uvm_unmap(s, 0, 40 * PG);
 	uvm_unmap(r, 0, 48 * PG);
-	pthread_mutex_lock(&uvm_pager.up_lock);
-	uint64_t left = uvm_pager.up_pool.p_pages;
-	pthread_mutex_unlock(&uvm_pager.up_lock);
-	_exit(left ? 31 : 0);
+	child_exit_pages_left();
 }
 
 Test(inject, pool_growth_fails, .timeout = 30)
 {
-	pid_t pid = fork();
-	if (pid == 0)
-		growth_child();
-	int st = pu_wait(pid);
-	cr_assert_eq(st, 0, "child: %d", st);
+	run_in_child(growth_child);
+}
+
+/* uvm_loan_into needs a window for dst's zero pages: when the pool
+ * cannot grow for it, the call fails with ENOMEM and changes nothing;
+ * the next one grows the pool. */
+static void loan_growth_child(void)
+{
+	child_limit_pool();
+	struct uvm_region *s = uvm_map_anon(48 * PG, RW);
+	struct uvm_region *d = uvm_map_anon(12 * PG, RW);   /* 4 pages left */
+	if (!s || !d)
+		_exit(21);
+	unsigned char *ps = uvm_base(s), *pd = uvm_base(d);
+	ij_fill(ps, 1, 0, 8);                /* pages 8..47 never touched */
+	ij_fill(pd, 2, 0, 12);
+	struct ij_snap a, b;
+	ij_snap(&a);   /* twice: the first may grow the test's own heap */
+	ij_snap(&a);
+	inj_arm(INJ_POOL_FILE, 0, 1, ENOSPC);
+	errno = 0;
+	if (uvm_loan_into(d, 0, s, 4 * PG, 8 * PG) == 0 || errno != ENOMEM)
+		_exit(22);
+	if (inj_failed(INJ_POOL_FILE) != 1)
+		_exit(23);
+	inj_reset();
+	ij_snap(&b);
+	if (a.sn_fds != b.sn_fds || a.sn_runs != b.sn_runs ||
+	    a.sn_pages != b.sn_pages || a.sn_maps != b.sn_maps ||
+	    a.sn_bytes != b.sn_bytes)
+		_exit(24);
+	if (!ij_holds(pd, 2, 0, 12) || !ij_holds(ps, 1, 0, 8))
+		_exit(25);
+	if (uvm_loan_into(d, 0, s, 4 * PG, 8 * PG))   /* a new file */
+		_exit(26);
+	if (memcmp(pd, ps + 4 * PG, 4 * PG) || !ij_holds(pd, 2, 8, 4))
+		_exit(27);
+	for (size_t k = 4 * PG; k < 8 * PG; k++)
+		if (pd[k])
+			_exit(28);
+	uvm_unmap(d, 0, 12 * PG);
+	uvm_unmap(s, 0, 48 * PG);
+	child_exit_pages_left();
+}
+
+Test(inject, loan_into_pool_growth_fails, .timeout = 30)
+{
+	run_in_child(loan_growth_child);
 }
 
 /* The pager fails to start (no pool file, no userfaultfd): the first
