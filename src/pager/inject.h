@@ -32,7 +32,7 @@ enum inj_point {
 	INJ_POOL_WRITE,   /* pool.c: pwrite into the pool (ENOSPC) */
 	INJ_POOL_READ,    /* pool.c: pread from the pool (EIO) */
 	INJ_MEM,          /* pool.c: mmap of the pager's own memory */
-	INJ_MMAP,         /* region.c: mmap of a region's range or run */
+	INJ_MMAP,         /* region.c, loan.c: a region's range or run, a view */
 	INJ_REGISTER,     /* fault.c: UFFDIO_REGISTER */
 	INJ_COPY,         /* fault.c: UFFDIO_COPY (zero fill, object fill) */
 	INJ_WP,           /* fault.c: UFFDIO_WRITEPROTECT */
