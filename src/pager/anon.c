@@ -32,7 +32,7 @@ struct vm_anon *anon_alloc(pool_addr_t a)
 		return NULL;
 	an->an_ref = 1;
 	an->an_addr = a;
-	uvm_pager.up_pool.p_pages++;
+	pool_take(a);
 	return an;
 }
 

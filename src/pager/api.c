@@ -86,7 +86,7 @@ static int uvm_lock_start(void)
 /* Drop the lock and turn an -errno result into -1/errno. */
 static int uvm_unlock_ret(int e)
 {
-	pthread_mutex_unlock(&uvm_pager.up_lock);
+	uvm_unlock();
 	if (e) {
 		errno = -e;
 		return -1;
@@ -243,7 +243,7 @@ int uvm_wire(struct uvm_region *r, size_t off, size_t len)
 	 * uvm_unmap of the same region is the caller's race; at worst mlock
 	 * then reports ENOMEM. */
 	while (!e && uvm_next_real(r, &i, &j, end)) {
-		pthread_mutex_unlock(&uvm_pager.up_lock);
+		uvm_unlock();
 		if (mlock((void *)(base + (i << PG_SHIFT)), (j - i) << PG_SHIFT))
 			return -1;
 		uvm_lock();

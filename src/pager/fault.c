@@ -662,7 +662,7 @@ static ssize_t flt_read(int fd, int kick, struct uffd_msg *msg,
 		if (r > 0 && nl) {
 			pthread_mutex_lock(&uvm_pager.up_lock);
 			fork_lease_check(pfd + 2, nl);
-			pthread_mutex_unlock(&uvm_pager.up_lock);
+			uvm_unlock();
 		}
 	}
 }
@@ -683,7 +683,7 @@ static void *flt_main(void *arg)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
 				flt_serve(msg[k].arg.pagefault.address,
 				          msg[k].arg.pagefault.flags);
-		pthread_mutex_unlock(&uvm_pager.up_lock);
+		uvm_unlock();
 	}
 }
 

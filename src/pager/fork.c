@@ -102,7 +102,7 @@ static void fork_parent(void)
 		}
 	}
 	fork_wfd = -1;
-	pthread_mutex_unlock(&uvm_pager.up_lock);
+	uvm_unlock();
 }
 
 /* Give the child's empty pages pool pages of its own, then map the

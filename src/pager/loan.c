@@ -272,7 +272,7 @@ const void *uvm_loan_base(const struct uvm_loan *l)
 {
 	pthread_mutex_lock(&uvm_pager.up_lock);
 	const void *b = loan_valid(l) ? (const void *)l->ln_base : NULL;
-	pthread_mutex_unlock(&uvm_pager.up_lock);
+	uvm_unlock();
 	if (!b)
 		errno = EINVAL;
 	return b;
@@ -327,7 +327,7 @@ ssize_t uvm_loan_splice(const struct uvm_loan *l, size_t off, int pipefd,
 		else
 			n = loan_piece(l, off + done, len - done, &fd, &foff,
 			               &va);
-		pthread_mutex_unlock(&uvm_pager.up_lock);
+		uvm_unlock();
 		if (e)
 			break;
 		ssize_t w;

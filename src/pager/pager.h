@@ -93,6 +93,9 @@ struct pool {
 	struct pool_range *p_deferred;  /* freed while frozen: punch when
 	                                   thawed */
 	size_t p_ndeferred, p_capdeferred;
+	struct pool_range p_punch;     /* freed pages of one file not punched
+	                                  yet (pr_n 0: none); empty whenever
+	                                  uvm_lock is free (uvm_unlock) */
 	unsigned p_cur;        /* file new windows come from */
 	unsigned p_nfiles;
 	int p_poison_fd;       /* empty memfd: mapping it raises SIGBUS */
@@ -110,7 +113,9 @@ int pool_read(pool_addr_t a, void *buf, size_t n);
 int pool_write(pool_addr_t a, const void *buf, size_t n);
 bool pool_present(pool_addr_t a);
 uint32_t pool_present_map(pool_addr_t a, size_t n);
+void pool_take(pool_addr_t a);
 void pool_free_page(pool_addr_t a);
+void pool_flush(void);
 void pool_discard(pool_addr_t a, size_t n);
 void pool_thaw(const uint64_t *frozen);
 
@@ -272,6 +277,16 @@ struct uvm_pager {
 };
 
 extern struct uvm_pager uvm_pager;
+
+/* Drop uvm_lock.  Every unlock goes through here: freed pages are punched
+ * in runs (pool.c), and the run must be gone before another thread can
+ * fault on, map or look for holes in the pool (region.c, invariant 3).
+ * => uvm_lock held; released on return. */
+static inline void uvm_unlock(void)
+{
+	pool_flush();
+	pthread_mutex_unlock(&uvm_pager.up_lock);
+}
 
 struct uvm_region *rg_create(size_t npages, int prot, pool_addr_t w);
 struct uvm_region *rg_copy(struct uvm_region *src);

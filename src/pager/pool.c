@@ -24,6 +24,24 @@
  * is gone, fork.c) lowers the watermark below it, or until the process
  * exits.  A child never punches the files it inherited (pf_floor).
  *
+ * Punching in runs.  Each punch is a fallocate that unmaps the range
+ * from every mapping of the file and flushes the TLB, so freeing pages
+ * one by one cost ~30 us a page (a 16 MiB uvm_unmap took ~110 ms).  So
+ * freed pages gather in one pending run, p_punch (one file, consecutive
+ * page numbers, grown at either end), punched when a page that does not
+ * extend it is freed and by pool_flush.  Until then the run's pages still
+ * hold data: the rule above ("no anon, no page") holds again only once
+ * the run is punched.  Hence:
+ *   - uvm_unlock (pager.h) flushes: no other thread, and no forked child
+ *     (fork's prepare takes uvm_lock, so the run is empty at a fork), ever
+ *     sees the run;
+ *   - under the lock, whatever reads or fills a pool page flushes first
+ *     if the run covers it (pool_settle: reads, writes, SEEK_DATA, a new
+ *     anon on the page, pool_take).  A freed page number is reused under
+ *     the same lock only by its own region page (a zero fill that stopped
+ *     short, a COW page whose mapping failed), and those paths all come
+ *     through here before the page gets data.
+ *
  * Memory for the pager's structures comes from mmap, never malloc: the
  * pager thread must not take a lock a faulting thread may hold.
  *
@@ -97,6 +115,7 @@ void pool_fini(void)
 		p->p_files[i].pf_fd = -1;
 	}
 	p->p_nfiles = 0;
+	p->p_punch.pr_n = 0;
 	if (p->p_poison_fd >= 0)
 		close(p->p_poison_fd);
 	p->p_poison_fd = -1;
@@ -155,6 +174,57 @@ bool pool_frozen(pool_addr_t a)
 	return PA_PGNO(a) < uvm_pager.up_pool.p_files[PA_FILE(a)].pf_frozen;
 }
 
+/* ---- punching freed pages, in runs ----------------------------------- */
+
+/* Punch the pending run, if any.  => uvm_lock held. */
+void pool_flush(void)
+{
+	struct pool *p = &uvm_pager.up_pool;
+	struct pool_range r = p->p_punch;
+	if (!r.pr_n)
+		return;
+	p->p_punch.pr_n = 0;
+	fallocate(pool_fd(r.pr_addr), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	          (off_t)PA_PGNO(r.pr_addr) << PG_SHIFT,
+	          (off_t)r.pr_n << PG_SHIFT);
+}
+
+/* Pages [a, a+n) are about to be read, written or searched for holes:
+ * punch the pending run first if it covers any of them.  => uvm_lock held. */
+static void pool_settle(pool_addr_t a, uint64_t n)
+{
+	const struct pool_range *r = &uvm_pager.up_pool.p_punch;
+	if (r->pr_n && PA_FILE(r->pr_addr) == PA_FILE(a) &&
+	    PA_PGNO(a) < PA_PGNO(r->pr_addr) + r->pr_n &&
+	    PA_PGNO(r->pr_addr) < PA_PGNO(a) + n)
+		pool_flush();
+}
+
+/* Give pages [pg, end) of file f back to the system: add them to the
+ * pending run if they extend it at either end, else punch the run and
+ * start a new one with them.  => uvm_lock held. */
+static void pool_punch(unsigned f, uint64_t pg, uint64_t end)
+{
+	struct pool_range *r = &uvm_pager.up_pool.p_punch;
+	uint64_t lo = PA_PGNO(r->pr_addr), hi = lo + r->pr_n;
+	if (r->pr_n && PA_FILE(r->pr_addr) == f && (pg == hi || end == lo)) {
+		if (end == lo)
+			r->pr_addr = PA_MAKE(f, pg);
+		r->pr_n += end - pg;
+		return;
+	}
+	pool_flush();
+	*r = (struct pool_range){ PA_MAKE(f, pg), end - pg };
+}
+
+/* Page a gets an anon: count it, and settle it (it may be a number freed
+ * under this lock hold, see above).  => uvm_lock held. */
+void pool_take(pool_addr_t a)
+{
+	uvm_pager.up_pool.p_pages++;
+	pool_settle(a, 1);
+}
+
 /* Copy one page inside the pool, through the file descriptors (never
  * through a region, see pager.h).  A bounce buffer and pread/pwrite
  * measured faster than copy_file_range, whose splice path is heavy.
@@ -164,6 +234,8 @@ int pool_copy(pool_addr_t dst, pool_addr_t src)
 	static unsigned char bounce[PG_SIZE] __attribute__((aligned(4096)));
 	off_t so = (off_t)PA_PGNO(src) << PG_SHIFT;
 	off_t dof = (off_t)PA_PGNO(dst) << PG_SHIFT;
+	pool_settle(src, 1);
+	pool_settle(dst, 1);
 	int e = inj_fail(INJ_POOL_READ);
 	if (e || pread(pool_fd(src), bounce, PG_SIZE, so) != (ssize_t)PG_SIZE)
 		return -EIO;
@@ -180,6 +252,7 @@ int pool_copy(pool_addr_t dst, pool_addr_t src)
 int pool_read(pool_addr_t a, void *buf, size_t n)
 {
 	size_t len = n << PG_SHIFT;
+	pool_settle(a, n);
 	int e = inj_fail(INJ_POOL_READ);
 	if (e)
 		return e;
@@ -191,6 +264,7 @@ int pool_read(pool_addr_t a, void *buf, size_t n)
 int pool_write(pool_addr_t a, const void *buf, size_t n)
 {
 	size_t len = n << PG_SHIFT;
+	pool_settle(a, n);
 	int e = inj_fail(INJ_POOL_WRITE);
 	if (e)
 		return e;
@@ -203,6 +277,7 @@ int pool_write(pool_addr_t a, const void *buf, size_t n)
 bool pool_present(pool_addr_t a)
 {
 	off_t off = (off_t)PA_PGNO(a) << PG_SHIFT;
+	pool_settle(a, 1);
 	return lseek(pool_fd(a), off, SEEK_DATA) == off;
 }
 
@@ -216,6 +291,7 @@ uint32_t pool_present_map(pool_addr_t a, size_t n)
 	off_t lo = (off_t)PA_PGNO(a) << PG_SHIFT;
 	off_t hi = lo + (off_t)(n << PG_SHIFT);
 	uint32_t map = 0;
+	pool_settle(a, n);
 	for (off_t d = lo; d < hi;) {
 		off_t s = lseek(fd, d, SEEK_DATA);
 		if (s < 0 || s >= hi)
@@ -228,14 +304,6 @@ uint32_t pool_present_map(pool_addr_t a, size_t n)
 		d = h;
 	}
 	return map;
-}
-
-/* Give pages [pg, end) of file f back to the system.  => uvm_lock held. */
-static void pool_punch(unsigned f, uint64_t pg, uint64_t end)
-{
-	fallocate(uvm_pager.up_pool.p_files[f].pf_fd,
-	          FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	          (off_t)pg << PG_SHIFT, (off_t)(end - pg) << PG_SHIFT);
 }
 
 /* Remember frozen pages d for pool_thaw; if that fails they stay until
