@@ -130,7 +130,6 @@ struct lk_mutex {
 
 #define LK_OWNER_MASK   0x1ffffu   /* slot index, or LK_ANON_OWNER */
 #define LK_ANON_OWNER   0x10000u   /* holder has no schedctl slot */
-#define LK_SPINNING     0x20000000u /* a spinner will take it flagged */
 #define LK_LHP_SEEN     0x40000000u /* a waiter saw the holder preempted */
 #define LK_CONTENDED    0x80000000u /* waiters may be parked */
 
@@ -157,8 +156,8 @@ SC_HIDDEN int lk_mutex_trylock(struct lk_mutex *m);
 SC_HIDDEN int lk_mutex_timedlock(struct lk_mutex *m, clockid_t clock,
                                  const struct timespec *abs);
 SC_HIDDEN int lk_mutex_unlock(struct lk_mutex *m);
-/* The unlock's slow part (old: the released word, LK_CONTENDED set). */
-SC_HIDDEN void lk_mutex_wake(struct lk_mutex *m, uint32_t old);
+/* The unlock's slow part (the released word had LK_CONTENDED). */
+SC_HIDDEN void lk_mutex_wake(struct lk_mutex *m);
 
 /* The calling thread's owner id, 0 until its first lock (mutex.c). */
 SC_HIDDEN extern __thread uint32_t lk_self_id
@@ -189,7 +188,7 @@ static inline void lk_mutex_release(struct lk_mutex *m)
 	uint32_t old = __atomic_exchange_n(&m->lm_word, 0, __ATOMIC_RELEASE);
 	prof_released(m);   /* after the release: outside the critical section */
 	if (__builtin_expect((old & LK_CONTENDED) != 0, 0))
-		lk_mutex_wake(m, old);
+		lk_mutex_wake(m);
 }
 SC_HIDDEN int lk_mutex_destroy(struct lk_mutex *m);
 

@@ -11,8 +11,6 @@
  *                          holder has no slot (its slot could not be set
  *                          up, or it runs after its slot was released)
  *   flags: LK_CONTENDED    waiters may be parked: unlock must look
- *          LK_SPINNING     a spinner that will take the lock flagged (or
- *                          remove this mark before it parks) is running
  *          LK_LHP_SEEN     a waiter saw this holder preempted while it
  *                          held the lock and counted it in the holder's
  *                          ss_lhp (once per hold)
@@ -25,37 +23,47 @@
  * does, so a child never mistakes a parent thread for itself.
  *
  * Waking (the classic three-state futex mutex, with the owner in the
- * word, plus a count of parked threads and a spinner's mark): a thread
- * about to park counts itself in lm_parked, sets LK_CONTENDED and sleeps
- * on the word's value; unlock exchanges the word with 0 and, iff
- * LK_CONTENDED was set, calls lk_mutex_wake(), which
+ * word, plus counts of parked and spinning threads): a thread about to
+ * park counts itself in lm_parked, sets LK_CONTENDED and sleeps on the
+ * word's value; unlock exchanges the word with 0 and, iff LK_CONTENDED
+ * was set, calls lk_mutex_wake(), which
  *   - does nothing if lm_parked is 0: the flag was left by a waiter that
  *     has since gone (woken, timed out, or it took the lock);
- *   - if the old word had LK_SPINNING, puts LK_CONTENDED alone back into
- *     the free word (a CAS from 0) instead of waking anyone: the marking
- *     spinner is on a CPU and takes the lock with the flag, so the
- *     parked stay asleep and no system call is made.  If the CAS fails,
- *     someone took the word without the flag, so it wakes one after all;
+ *   - does nothing if a spinner is registered (lm_spinners): the duty to
+ *     wake passes to the spinners, which are awake (see below), the word
+ *     stays 0, so the next lock (usually the releasing thread's own) is
+ *     the fast path's CAS, and the parked stay asleep while running
+ *     threads trade the lock;
  *   - otherwise wakes one parked waiter.
- * Anyone who takes a free word keeps the LK_CONTENDED found in it (the
- * fast path's CAS from 0 fails on it and goes the slow way), and a
- * thread that has parked takes the lock flagged, since others may still
- * be parked.  So the duty to wake the parked is always held by the word
- * or by a thread that is awake.  A holder that releases and retakes the
- * lock while its woken waiter is being scheduled retakes it without the
- * flag and makes no further system call until that waiter marks it
- * again.  A waiter that gives up (timeout) leaves the flag it set; the
- * count then tells the next unlock whether anyone is still parked.
+ * A registered spinner that takes a free word takes it flagged if anyone
+ * is parked (it reads lm_parked after a full fence, so it sees a waiter
+ * whose look at the word came before the take); one that stops spinning
+ * without the lock unregisters, then goes the parking way: it counts
+ * itself parked and looks at the word after a full fence, takes a free
+ * word flagged, or flags the held word and sleeps, so that holder's
+ * unlock wakes (or the next spinner takes the duty over).  Anyone who
+ * takes a free word keeps the LK_CONTENDED found in it, and a thread
+ * that has parked takes the lock flagged.  So the duty to wake the
+ * parked is always held by the word, a registered spinner, or a thread
+ * that is awake.  A spinner preempted while registered delays the wake
+ * of the parked until it runs again (the running threads still take
+ * the lock meanwhile).  A waiter that gives up (timeout) leaves the
+ * flag it set; the count then tells the next unlock whether anyone is
+ * still parked.  (Session 2 had a per-hold mark instead of the count: it
+ * was lost at every release, so with short critical sections most
+ * unlocks woke a waiter that parked again at once; and a free word left
+ * flagged for the marking spinner sent every next lock off the fast
+ * path.)
  *
  * Memory orders:
  *   lm_word   taking the lock is a CAS with acquire, releasing it an
  *             exchange with release.  A parking waiter's CAS that sets
  *             LK_CONTENDED is a release (it publishes its lm_parked
  *             count to the unlock that reads the flag); the other flag
- *             updates (LK_SPINNING, LK_LHP_SEEN, the CAS of a free
- *             LK_CONTENDED) are relaxed: they publish nothing but the
- *             flag, and the kernel re-reads the word under its own lock
- *             in FUTEX_WAIT
+ *             updates (LK_LHP_SEEN, a spinner adding LK_CONTENDED to
+ *             the word it took) are relaxed: they publish nothing but
+ *             the flag, and the kernel re-reads the word under its own
+ *             lock in FUTEX_WAIT
  *   lm_parked a waiter increments it, then a seq_cst fence, then reads
  *             the word (and the kernel compares it again); lk_mutex_wake
  *             runs a seq_cst fence after the releasing exchange, then
@@ -63,16 +71,22 @@
  *             sides: either the unlock sees the count, or the waiter
  *             sees the released word and does not sleep on the old value.
  *             Saturates at LK_PARKED_MANY, which sticks (always wake)
- *   lm_spinners  relaxed counter for the spinner cap (a hint)
+ *   lm_spinners  the spinner cap, and whether the duty to wake can be
+ *             left to a spinner: relaxed counter, read by
+ *             lk_mutex_wake after its fence; a spinner unregisters
+ *             before the fence in lk_parked_enter and its look at the
+ *             word (store-buffering with the unlock: either the unlock
+ *             sees it gone and wakes, or the spinner sees the released
+ *             word and takes it flagged)
  *   lm_bias   relaxed load and store, a hint (lost updates only blur it)
  *   lm_tid, lm_count  written by the holder only (relaxed), published to
  *             the next holder by the release/acquire of lm_word
  *   lm_kind   relaxed: set by init, which must happen-before any use
  * Stale counts in a fork child (parent threads that were parked or
- * spinning) only cost spurious wakes or a smaller spinner allowance.
- * A stale LK_SPINNING would leave the child's parked waiters asleep, so
- * a fork child ignores the marks for good (lk_marks_ignored): it always
- * wakes.
+ * spinning) only cost spurious wakes or a smaller spinner allowance,
+ * except that a parent's spinner would seem to hold the duty to wake:
+ * a fork child never leaves it to spinners (lk_spinners_ignored), it
+ * always wakes.
  *
  * Policies (lk_policy()): owner spins only while the holder's slot says
  * SC_ONPROC (re-read every other look and whenever the holder changes),
@@ -151,16 +165,16 @@ static struct sc_slot *lk_my_slot(void)
 	return s;
 }
 
-/* Set in a fork child: a parent's spinner that had marked a word
- * LK_SPINNING does not exist here, so marks are not trusted (relaxed;
- * written by the only thread of a fresh child). */
-static bool lk_marks_ignored;
+/* Set in a fork child: a parent's spinner counted in lm_spinners does
+ * not exist here, so the duty to wake is never left to spinners
+ * (relaxed; written by the only thread of a fresh child). */
+static bool lk_spinners_ignored;
 
 static void lk_atfork_child(void)
 {
 	lk_self_id = 0;
 	lk_self_tid = 0;
-	__atomic_store_n(&lk_marks_ignored, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&lk_spinners_ignored, true, __ATOMIC_RELAXED);
 }
 
 static void lk_atfork_register(void)
@@ -337,18 +351,17 @@ static void lk_bias_update(struct lk_mutex *m, bool won)
 	__atomic_store_n(&m->lm_bias, (uint8_t)b, __ATOMIC_RELAXED);
 }
 
-/* A spinner that marked the word LK_SPINNING and stops without the lock
- * takes the mark away before it parks, or the holder's unlock would
- * leave the parked waiters asleep.  It may remove another spinner's
- * mark too: that only costs that holder one wake it could have saved. */
-static void lk_unmark_spinning(struct lk_mutex *m)
+/* A registered spinner took the free word w as its own, unflagged: the
+ * unlocks it stood in for left the parked waiters to it, so it flags
+ * the word if anyone is parked.  The fence pairs with the one after a
+ * waiter counts itself parked (see "Waking"). */
+static void lk_spinner_took(struct lk_mutex *m, uint32_t taken)
 {
-	uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
-	while ((w & LK_SPINNING) &&
-	       !__atomic_compare_exchange_n(&m->lm_word, &w, w & ~LK_SPINNING,
-	                                    false, __ATOMIC_RELAXED,
-	                                    __ATOMIC_RELAXED))
-		;
+	if (taken & LK_CONTENDED)
+		return;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&m->lm_parked, __ATOMIC_RELAXED) != 0)
+		__atomic_or_fetch(&m->lm_word, LK_CONTENDED, __ATOMIC_RELAXED);
 }
 
 /* lm_parked, saturating at the sticky LK_PARKED_MANY.  Entering is
@@ -384,16 +397,21 @@ static void lk_parked_leave(struct lk_mutex *m, bool counted)
 /*
  * One spin phase; flag is LK_CONTENDED for a waiter that has parked
  * before (it takes the lock flagged, for those still parked).
- * => true: the lock is ours.  false: stop spinning and park (or the
- *    deadline passed).  The spinner registration is dropped either way.
+ * => LK_SPUN_GOT: the lock is ours.  LK_SPUN_CAP: not spun (the cap was
+ *    reached).  LK_SPUN_FAILED: spun as a registered spinner and stopped
+ *    without the lock (park, or the deadline passed): the caller now
+ *    holds the registered spinners' duty to wake (see "Waking").  The
+ *    registration is dropped in every case.
  */
-static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
+enum { LK_SPUN_FAILED, LK_SPUN_GOT, LK_SPUN_CAP };
+
+static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
                     const struct lk_deadline *dl, uint32_t flag,
                     struct prof_acq *pa)
 {
 	if (!lk_spin_enter(m)) {
 		pa->pa_park_reason_next = PROF_PARK_SPINNER_CAP;
-		return false;
+		return LK_SPUN_CAP;
 	}
 	uint64_t ps = prof_on() ? lk_now_ns() : 0;
 	int reason = PROF_PARK_SPIN_BUDGET;
@@ -401,26 +419,17 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 	uint64_t t0 = 0;
 	uint32_t seen = 0;
 	unsigned backoff = 1, backoff_max = lk_backoff_max();
-	bool got = false, marked = false;
+	bool got = false;
 	for (unsigned i = 0;; i++) {
 		uint32_t w = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED);
 		if ((w & LK_OWNER_MASK) == 0) {
-			if (lk_take_free(m, w, me | flag | (w & LK_CONTENDED))) {
+			uint32_t v = me | flag | (w & LK_CONTENDED);
+			if (lk_take_free(m, w, v)) {
+				lk_spinner_took(m, v);
 				got = true;
 				break;
 			}
 			continue;
-		}
-		/* Parked waiters: tell the holder's unlock that we will take
-		 * the lock (flagged), so it need not wake one of them. */
-		if ((w & (LK_CONTENDED | LK_SPINNING)) == LK_CONTENDED) {
-			if (!__atomic_compare_exchange_n(&m->lm_word, &w,
-			                                 w | LK_SPINNING, false,
-			                                 __ATOMIC_RELAXED,
-			                                 __ATOMIC_RELAXED))
-				continue;
-			w |= LK_SPINNING;
-			marked = true;
 		}
 		if (pol == LK_OWNER && ((w & LK_OWNER_MASK) != seen || (i & 1) == 0)) {
 			seen = w & LK_OWNER_MASK;
@@ -447,16 +456,15 @@ static bool lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		if (backoff < backoff_max)
 			backoff <<= 1;
 	}
-	if (marked && !got)
-		lk_unmark_spinning(m);
 	if (pol == LK_OWNER)
 		lk_bias_update(m, got);
+	/* Unregistered before the fence in lk_parked_enter (see "Waking"). */
 	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_RELAXED);
 	if (prof_on()) {
 		prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
 		pa->pa_park_reason_next = (uint8_t)reason;
 	}
-	return got;
+	return got ? LK_SPUN_GOT : LK_SPUN_FAILED;
 }
 
 /*
@@ -469,7 +477,8 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
                         const struct lk_deadline *dl)
 {
 	int pol = lk_policy();
-	uint32_t flag = 0;     /* LK_CONTENDED once we have parked */
+	uint32_t flag = 0;     /* LK_CONTENDED once we have parked, or
+	                          spun: take the lock flagged */
 	struct prof_acq pa = { 0 };
 	if (prof_on()) {
 		uint32_t o = __atomic_load_n(&m->lm_word, __ATOMIC_RELAXED) &
@@ -480,10 +489,15 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 	for (;;) {
 		bool spin = pol == LK_SPIN ||
 		            (pol == LK_OWNER && !lk_bias_says_park(m));
-		if (spin && lk_spin(m, me, pol, dl, flag, &pa)) {
+		int spun = spin ? lk_spin(m, me, pol, dl, flag, &pa) : LK_SPUN_CAP;
+		if (spun == LK_SPUN_GOT) {
 			prof_contended(m, &pa, NULL);
 			return 0;
 		}
+		/* A spinner's duty to wake is ours now: whatever we take
+		 * below, we take flagged (see "Waking"). */
+		if (spun == LK_SPUN_FAILED)
+			flag = LK_CONTENDED;
 		if (!spin && prof_on())
 			pa.pa_park_reason_next = PROF_PARK_POLICY;
 		/* Count ourselves parked before the last look at the word
@@ -631,25 +645,21 @@ int lk_mutex_trylock(struct lk_mutex *m)
 }
 
 /*
- * => the caller released the word; old is what it held, LK_CONTENDED set.
- * Wake one parked waiter unless none is parked, or a spinner marked the
- * word LK_SPINNING and the flag can be left in the free word for it.
+ * => the caller released the word, which had LK_CONTENDED set.
+ * Wake one parked waiter unless none is parked, or a registered spinner
+ * takes over the duty to wake (see "Waking").
  */
-void lk_mutex_wake(struct lk_mutex *m, uint32_t old)
+void lk_mutex_wake(struct lk_mutex *m)
 {
 	/* Pairs with the fences after a waiter counts itself in lm_parked
-	 * and after a spinner leaves: one of the two sides sees the other. */
+	 * (a spinner that unregistered passes through it before it looks
+	 * at the word): one of the two sides sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&m->lm_parked, __ATOMIC_RELAXED) == 0)
 		return;
-	if ((old & LK_SPINNING) &&
-	    !__atomic_load_n(&lk_marks_ignored, __ATOMIC_RELAXED)) {
-		uint32_t z = 0;
-		if (__atomic_compare_exchange_n(&m->lm_word, &z, LK_CONTENDED,
-		                                false, __ATOMIC_RELAXED,
-		                                __ATOMIC_RELAXED))
-			return;
-	}
+	if (__atomic_load_n(&m->lm_spinners, __ATOMIC_RELAXED) != 0 &&
+	    !__atomic_load_n(&lk_spinners_ignored, __ATOMIC_RELAXED))
+		return;
 	sc_futex_wake(&m->lm_word, 1, true);
 }
 

@@ -76,38 +76,35 @@ Test(lock_wake, flagged_retake_wakes_nobody)
 	cr_assert_eq(LM(&wm)->lm_parked, 0, "parked count back to 0");
 }
 
-/* The holder's word carries LK_SPINNING and someone is parked: unlock
- * leaves LK_CONTENDED in the free word instead of waking, and the next
- * holder carries it, so its unlock wakes. */
-static int mark_and_unlock(pthread_mutex_t *m)
+/* Someone is parked and a spinner is registered: unlock leaves the wake
+ * to the spinner, and the free word is 0, so the next lock is the fast
+ * path's.  Without a registered spinner the same unlock wakes. */
+static int unlock_flagged(pthread_mutex_t *m, uint8_t spinners)
 {
 	sc_lock_mutex_lock(m);
-	__atomic_or_fetch(&LM(m)->lm_word, LK_CONTENDED | LK_SPINNING,
-	                  __ATOMIC_RELAXED);
+	__atomic_or_fetch(&LM(m)->lm_word, LK_CONTENDED, __ATOMIC_RELAXED);
 	__atomic_store_n(&LM(m)->lm_parked, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&LM(m)->lm_spinners, spinners, __ATOMIC_RELAXED);
 	__atomic_store_n(&wakes, 0, __ATOMIC_RELAXED);
 	sc_lock_mutex_unlock(m);
+	__atomic_store_n(&LM(m)->lm_spinners, 0, __ATOMIC_RELAXED);
 	return (int)__atomic_load_n(&wakes, __ATOMIC_RELAXED);
 }
 
-Test(lock_wake, spinner_mark_defers_the_wake)
+Test(lock_wake, registered_spinner_takes_the_wake_duty)
 {
 	lk_set_policy(LK_PARK);
 	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-	cr_assert_eq(mark_and_unlock(&m), 0, "no wake: the spinner takes it");
-	cr_assert_eq(word(&m), LK_CONTENDED, "the duty stays in the free word");
-	sc_lock_mutex_lock(&m);
-	cr_assert(word(&m) & LK_CONTENDED, "the next holder carries the flag");
-	sc_lock_mutex_unlock(&m);
-	cr_assert_eq(__atomic_load_n(&wakes, __ATOMIC_RELAXED), 1,
-	             "and its unlock wakes the parked");
+	cr_assert_eq(unlock_flagged(&m, 1), 0, "no wake: a spinner is registered");
+	cr_assert_eq(word(&m), 0, "the free word is 0: next lock is the fast path");
+	cr_assert_eq(unlock_flagged(&m, 0), 1, "no spinner: the unlock wakes");
 	cr_assert_eq(word(&m), 0);
 	cr_assert_eq(LM(&m)->lm_parked, 1, "the fake parked count is untouched");
 }
 
-/* In a fork child the parent's spinners are gone: a mark found there
- * must not keep the child's parked waiters asleep. */
-Test(lock_wake, fork_child_ignores_marks)
+/* In a fork child the parent's spinners are gone: a spinner count found
+ * there must not keep the child's parked waiters asleep. */
+Test(lock_wake, fork_child_ignores_spinners)
 {
 	lk_set_policy(LK_PARK);
 	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -116,13 +113,62 @@ Test(lock_wake, fork_child_ignores_marks)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		int w = mark_and_unlock(&m);
+		int w = unlock_flagged(&m, 1);
 		_exit(w == 1 && word(&m) == 0 ? 0 : 1);
 	}
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	          "the child woke its parked waiter despite the mark");
+	          "the child woke its parked waiter despite the spinner count");
+}
+
+/* A spinner that takes the lock while someone is parked takes it
+ * flagged: the unlocks it stood in for did not wake, so its own unlock
+ * must.  (Parked count faked; the main thread holds the lock while on
+ * a CPU, so the owner policy spins on it.) */
+static pthread_mutex_t sm = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t spinner_saw;
+static int spinner_go;
+
+static void *spin_taker(void *arg)
+{
+	sc_lock_mutex_lock(&sm);
+	__atomic_store_n(&spinner_saw, word(&sm) | 1u, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&spinner_go, __ATOMIC_ACQUIRE))
+		lt_sleep_ms(1);
+	sc_lock_mutex_unlock(&sm);
+	return arg;
+}
+
+Test(lock_wake, spinner_takes_flagged_when_someone_parked)
+{
+	lk_set_policy(LK_OWNER);
+	cr_assert_not_null(sc_thread_setup());
+	__atomic_store_n(&LM(&sm)->lm_bias, 0, __ATOMIC_RELAXED);
+	sc_lock_mutex_lock(&sm);
+	__atomic_store_n(&LM(&sm)->lm_parked, 1, __ATOMIC_RELAXED);
+	pthread_t t;
+	pthread_create(&t, NULL, spin_taker, NULL);
+	/* Stay on the CPU until the other thread spins (or has parked). */
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	while (__atomic_load_n(&LM(&sm)->lm_spinners, __ATOMIC_RELAXED) == 0 &&
+	       __atomic_load_n(&LM(&sm)->lm_parked, __ATOMIC_RELAXED) < 2 &&
+	       now.tv_sec - t0.tv_sec < 5);
+	__atomic_store_n(&wakes, 0, __ATOMIC_RELAXED);
+	sc_lock_mutex_unlock(&sm);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&spinner_saw,
+	                                             __ATOMIC_ACQUIRE); i++)
+		lt_sleep_ms(1);
+	uint32_t w = __atomic_load_n(&spinner_saw, __ATOMIC_ACQUIRE);
+	cr_assert(w & LK_CONTENDED, "taken flagged: word %#x", w);
+	__atomic_store_n(&spinner_go, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	cr_assert_geq(__atomic_load_n(&wakes, __ATOMIC_RELAXED), 1,
+	              "its unlock woke the parked");
+	__atomic_store_n(&LM(&sm)->lm_parked, 0, __ATOMIC_RELAXED);
 }
 
 /* Many threads, every policy: the counts come back to zero and the word
