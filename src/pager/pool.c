@@ -34,13 +34,18 @@
  * the run is punched.  Hence:
  *   - uvm_unlock (pager.h) flushes: no other thread, and no forked child
  *     (fork's prepare takes uvm_lock, so the run is empty at a fork), ever
- *     sees the run;
+ *     sees the run.  (The pager wakes a faulting thread before it drops
+ *     the lock, so memory its fault freed is returned a moment after the
+ *     thread runs again; the thread cannot reach those pages);
  *   - under the lock, whatever reads or fills a pool page flushes first
  *     if the run covers it (pool_settle: reads, writes, SEEK_DATA, a new
  *     anon on the page, pool_take).  A freed page number is reused under
  *     the same lock only by its own region page (a zero fill that stopped
  *     short, a COW page whose mapping failed), and those paths all come
- *     through here before the page gets data.
+ *     through here before the page gets data.  (region.c's
+ *     rg_adopt_strays looks for data with lseeks of its own, in a COW
+ *     window, at pages mapped with an empty slot: such a page never held
+ *     data of a freed anon, so the run cannot mislead it.)
  *
  * Memory for the pager's structures comes from mmap, never malloc: the
  * pager thread must not take a lock a faulting thread may hold.

@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 
 #include "pager/pager.h"
-#include "util.h"
+#include "pager_helper.h"
 
 #define EXPECT_EINVAL(call) do { \
 	errno = 0; \
@@ -177,6 +177,70 @@ Test(api, protection_and_release)
 	cr_assert_eq(uvm_unmap(r, 0, 4 * PG), 0);
 	cr_assert_eq(pu_probe(b, 0), SIGSEGV);
 	cr_assert_eq(uvm_unmap(c, 0, 4 * PG), 0);
+}
+
+/* Page i of a pattern region: the pattern seeded with i. */
+static void api_expect_pages(const struct uvm_region *r, size_t first,
+                             size_t n, size_t step)
+{
+	const unsigned char *b = uvm_base((struct uvm_region *)r);
+	for (size_t i = first; i < first + n; i += step)
+		ph_expect(b + i * PG, PG, (unsigned)i);
+}
+
+/* Freed pages are punched out of the pool in runs (pool.c): whatever the
+ * order and shape of the frees, the pool holds exactly the pages some
+ * region still holds once each call returns (the run never outlives
+ * the call), and the pages next to a freed run keep their data. */
+Test(api, unmap_returns_pool_memory)
+{
+	const size_t n = 256;
+	cr_assert_eq(pu_pool_bytes(), 0);
+	struct uvm_region *r = uvm_map_anon(n * PG, RW);
+	cr_assert_not_null(r);
+	unsigned char *b = uvm_base(r);
+	for (size_t i = 0; i < n; i++)
+		ph_fill(b + i * PG, PG, (unsigned)i);
+	cr_assert_eq(pu_pool_bytes(), (long long)(n * PG));
+	struct uvm_region *c = uvm_copy(r);   /* shares every page */
+	cr_assert_not_null(c);
+	cr_assert_eq(uvm_unmap(r, 0, 64 * PG), 0);    /* c still holds them */
+	cr_assert_eq(pu_pool_bytes(), (long long)(n * PG));
+	cr_assert_eq(uvm_unmap(c, 0, 32 * PG), 0);    /* nobody holds 0..31 */
+	cr_assert_eq(pu_pool_bytes(), (long long)((n - 32) * PG));
+	for (size_t i = 33; i < 64; i += 2)           /* one page at a time */
+		cr_assert_eq(uvm_unmap(c, i * PG, PG), 0);
+	cr_assert_eq(pu_pool_bytes(), (long long)((n - 48) * PG));
+	api_expect_pages(c, 32, 32, 2);               /* the neighbours */
+	/* one call freeing runs broken by kept pages: r keeps every fourth
+	 * page of 64..127, c lets all of them go */
+	for (size_t i = 64; i < 128; i += 4)
+		cr_assert_eq(uvm_unmap(r, (i + 1) * PG, 3 * PG), 0);
+	cr_assert_eq(pu_pool_bytes(), (long long)((n - 48) * PG));
+	cr_assert_eq(uvm_unmap(c, 64 * PG, 64 * PG), 0);
+	cr_assert_eq(pu_pool_bytes(), (long long)((n - 96) * PG));
+	api_expect_pages(r, 64, 64, 4);
+	/* one call freeing pages of two windows in turn: c's even pages of
+	 * 128..255 are its alone, its odd ones COW copies (its COW window) */
+	unsigned char *cb = uvm_base(c);
+	for (size_t i = 128; i < n; i += 2)
+		cr_assert_eq(uvm_unmap(r, i * PG, PG), 0);
+	for (size_t i = 129; i < n; i += 2)
+		ph_fill(cb + i * PG, PG, (unsigned)i + 1);
+	/* the pager wakes a writer before it drops uvm_lock (and punches
+	 * what the fault freed, a collapse's old pages): uvm_stats waits */
+	uint64_t held = ph_stats(c).us_pool_pages;
+	long long pool = pu_pool_bytes();
+	cr_assert_eq(pool, (long long)(held * PG), "pool %lld pages, anons %llu",
+	             pool / PG, (unsigned long long)held);
+	cr_assert_eq(uvm_unmap(c, 128 * PG, (n - 128) * PG), 0);
+	cr_assert_eq(pu_pool_bytes(), (long long)(96 * PG));
+	api_expect_pages(r, 129, n - 129, 2);
+	api_expect_pages(c, 32, 32, 2);
+	cr_assert_eq(uvm_unmap(c, 0, n * PG), 0);     /* r holds the rest */
+	cr_assert_eq(pu_pool_bytes(), (long long)(80 * PG));
+	cr_assert_eq(uvm_unmap(r, 0, n * PG), 0);
+	cr_assert_eq(pu_pool_bytes(), 0);
 }
 
 /* Faults the pager cannot serve (here: out of memory for an anon, by
