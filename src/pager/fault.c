@@ -51,6 +51,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -667,9 +668,13 @@ static ssize_t flt_read(int fd, int kick, struct uffd_msg *msg,
 	}
 }
 
+/* Posted by the pager thread once it runs its own code (flt_start). */
+static sem_t flt_started;
+
 static void *flt_main(void *arg)
 {
 	int fd = (int)(intptr_t)arg, kick = uvm_pager.up_kick_fd;
+	sem_post(&flt_started);
 	struct uffd_msg msg[FLT_BATCH];
 	for (;;) {
 		ssize_t n = flt_read(fd, kick, msg, sizeof msg);
@@ -753,11 +758,17 @@ int flt_init(void)
 	return 0;
 }
 
-/* Start the pager thread with every signal blocked.  => 0 or -errno. */
+/* Start the pager thread with every signal blocked, and wait until it
+ * runs flt_main: a thread's start-up in a sanitizer's runtime allocates
+ * (ASan: pthread_getattr_np), and a fork() taken meanwhile would copy
+ * the allocator's lock held into the child, whose own pager thread then
+ * never starts (seen with a fork right after the first region).
+ * => uvm_lock held or single-threaded.  0 or -errno. */
 int flt_start(void)
 {
 	sigset_t all, old;
 	sigfillset(&all);
+	sem_init(&flt_started, 0, 0);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int e = pthread_create(&uvm_pager.up_thread, NULL, flt_main,
 	                       (void *)(intptr_t)uvm_pager.up_uffd);
@@ -765,5 +776,7 @@ int flt_start(void)
 	if (e)
 		return -e;
 	pthread_detach(uvm_pager.up_thread);
+	while (sem_wait(&flt_started) && errno == EINTR)
+		;
 	return 0;
 }
