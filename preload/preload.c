@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "prof/prof.h"
 #include "supervisor/sv.h"
 
 typedef int (*preload_create_fn)(pthread_t *, const pthread_attr_t *,
@@ -61,6 +62,7 @@ static void *preload_trampoline(void *p)
 {
 	struct preload_start *s = p;
 	sv_agent_thread_begin();
+	prof_thread_begin();
 	sv_gate_pass(&s->ps_gate);
 	void *(*fn)(void *) = s->ps_fn;
 	void *arg = s->ps_arg;

@@ -279,7 +279,7 @@ static char *acc_ring(int tid)
 /* CPU seconds the supervisor (our tracer) has used, -1 if unknown. */
 static double acc_tracer_cpu(void)
 {
-	long tracer = sv_status_field(getpid(), "TracerPid");
+	long tracer = sc_status_field(getpid(), "TracerPid");
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%ld/stat", tracer);
 	FILE *f = tracer > 0 ? fopen(path, "r") : NULL;

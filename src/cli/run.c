@@ -330,7 +330,7 @@ static void run_check_filter(void)
 
 static bool run_already_traced(void)
 {
-	return sv_status_field(getpid(), "TracerPid") > 0;
+	return sc_status_field(getpid(), "TracerPid") > 0;
 }
 
 /* dir[/rel]/PRELOAD_NAME readable?  => true and out set. */

@@ -46,6 +46,9 @@ static uint32_t ag_word;          /* bumped to wake the agent (futex) */
 static uint32_t ag_dumps;         /* dump requests (signal) */
 static bool ag_stop;
 static pthread_t ag_thread;
+static bool ag_fork_alone;        /* at the last fork (atfork_prepare) */
+static bool ag_deferred;          /* a fork child's agent waits for the
+                                   * child's first thread; acq/rel */
 static bool ag_have_thread;
 static struct sc_ilock ag_dump_lock = SC_ILOCK_INIT;
 static uint32_t ag_running;       /* futex word: the agent thread is in
@@ -142,6 +145,7 @@ static void *agent_main(void *arg)
 {
 	(void)arg;
 	prof_thread_guard(true);        /* the agent's own locks: not profiled */
+	sc_runtime_thread_count(1);     /* quiet at forks: atfork_prepare */
 	__atomic_store_n(&ag_running, 1, __ATOMIC_RELEASE);
 	sc_futex_wake(&ag_running, 1, true);
 	uint32_t seen_dumps = 0;
@@ -160,6 +164,7 @@ static void *agent_main(void *arg)
 			prof_trace_sample();
 		sc_futex_wait(&ag_word, w, prof_g.g_trace ? &rel : NULL, true);
 	}
+	sc_runtime_thread_count(-1);
 	return NULL;
 }
 
@@ -188,6 +193,7 @@ static void agent_start(void)
 static void atfork_prepare(void)
 {
 	sc_ilock_acquire(&ag_dump_lock);
+	ag_fork_alone = sc_fork_alone();
 }
 
 static void atfork_parent(void)
@@ -202,7 +208,21 @@ static void atfork_child(void)
 	ag_root = 0;
 	ag_dump_lock = (struct sc_ilock)SC_ILOCK_INIT;
 	ag_have_thread = false;
-	agent_start();
+	/* The child's first thread may start only if no program thread
+	 * could have held an allocator's lock at the fork (sc_fork_alone);
+	 * otherwise the agent waits for the child's first thread of its
+	 * own (prof_thread_begin).  The final report needs no agent. */
+	if (ag_fork_alone)
+		agent_start();
+	else
+		__atomic_store_n(&ag_deferred, true, __ATOMIC_RELEASE);
+}
+
+void prof_thread_begin(void)
+{
+	if (__atomic_load_n(&ag_deferred, __ATOMIC_ACQUIRE) &&
+	    __atomic_exchange_n(&ag_deferred, false, __ATOMIC_ACQ_REL))
+		agent_start();
 }
 
 int prof_init(const struct prof_config *cfg)

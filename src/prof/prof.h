@@ -266,5 +266,8 @@ SC_HIDDEN int prof_init(const struct prof_config *cfg);
 SC_HIDDEN int prof_dump(bool final);
 /* Stop the agent thread (tests).  Counters stay. */
 SC_HIDDEN void prof_shutdown(void);
+/* A new thread of the program's begins (the preload's pthread_create):
+ * starts the agent a fork child deferred (agent.c, atfork_child). */
+SC_HIDDEN void prof_thread_begin(void);
 
 #endif /* SC_PROF_H */

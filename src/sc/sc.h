@@ -121,6 +121,20 @@ enum sc_want { SC_WANT_AUTO, SC_WANT_PERF, SC_WANT_SUPERVISOR };
 SC_HIDDEN struct sc_slot *sc_thread_slot(void);   /* NULL if none */
 SC_HIDDEN struct sc_slot *sc_thread_setup(void);  /* NULL + errno */
 SC_HIDDEN void sc_set_supervised(bool on);
+
+/* Threads the runtime runs for itself (the profiler's agent, the
+ * supervisor's watchdog) count themselves while they run.  At a fork
+ * they are known to hold no lock the child could need (each one's
+ * owner quiets it in its prepare handler), unlike the program's own
+ * threads, which may be inside an allocator that has no fork handler
+ * (a sanitizer's).  sc_fork_alone(), called from a prepare handler:
+ * is the forking thread the program's only thread?  Only then may the
+ * child start threads of the runtime's before the program starts one
+ * of its own. */
+SC_HIDDEN void sc_runtime_thread_count(int delta);
+/* A numeric field of /proc/PID/status ("TracerPid"), -1 if unreadable. */
+SC_HIDDEN long sc_status_field(pid_t pid, const char *key);
+SC_HIDDEN bool sc_fork_alone(void);
 /* Defined by preload/preload.c only: this copy of the library is the
  * one `schedctl run` injected (weak: NULL elsewhere). */
 SC_HIDDEN extern const char sc_preload_marker __attribute__((weak));

@@ -18,6 +18,7 @@
  * region and the thread's slot, so its next call takes a fresh one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -257,4 +258,40 @@ static void thread_atfork_child(void)
 	tls_ring = NULL;
 	tls_phase = TS_NONE;
 	(void)pthread_setspecific(thread_key, NULL);
+}
+
+/* ---- runtime threads and fork ------------------------------------ */
+
+/* Runtime threads running now; relaxed: read only by a prepare
+ * handler, after each counted thread's start was waited for (acquire
+ * on its own start word) and while its owner keeps it quiet. */
+static int runtime_threads;
+
+void sc_runtime_thread_count(int delta)
+{
+	__atomic_add_fetch(&runtime_threads, delta, __ATOMIC_RELAXED);
+}
+
+long sc_status_field(pid_t pid, const char *key)
+{
+	char path[64], buf[2048], k[40];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	snprintf(k, sizeof k, "\n%s:", key);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	const char *p = strstr(buf, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+bool sc_fork_alone(void)
+{
+	long n = sc_status_field(getpid(), "Threads");
+	return n >= 1 &&
+	       n - __atomic_load_n(&runtime_threads, __ATOMIC_RELAXED) <= 1;
 }

@@ -228,7 +228,7 @@ static bool agent_can_learn(void)
 	return false;
 }
 
-static void *agent_watchdog(void *arg)
+static void *agent_watchdog_run(void *arg)
 {
 	struct agent_watch *w = arg;
 	uint32_t st;
@@ -265,6 +265,15 @@ static void *agent_watchdog(void *arg)
 orphan:
 	agent_takeover(w->aw_listener);
 	return NULL;
+}
+
+/* Only system calls: at a fork it holds no lock (sc_fork_alone). */
+static void *agent_watchdog(void *arg)
+{
+	sc_runtime_thread_count(1);
+	void *r = agent_watchdog_run(arg);
+	sc_runtime_thread_count(-1);
+	return r;
 }
 
 /* The image may fork as soon as we return (a fork child's handler runs
@@ -398,7 +407,7 @@ static void agent_orphaned(bool may_thread)
 	if (ag.ag_listener >= 0)          /* the parent's */
 		close(ag.ag_listener);
 	ag.ag_listener = -1;
-	if (sv_status_field(getpid(), "Seccomp_filters") <= 0 ||
+	if (sc_status_field(getpid(), "Seccomp_filters") <= 0 ||
 	    agent_start_watchdog(-1) < 0)
 		return;
 	int l = sv_filter_install(&ag.ag_set);
@@ -491,8 +500,7 @@ static void agent_setup_image(bool forked)
 
 static void agent_atfork_prepare(void)
 {
-	long n = sv_status_field(getpid(), "Threads");
-	ag.ag_fork_alone = n >= 1 && n <= (ag.ag_watch_live ? 2 : 1);
+	ag.ag_fork_alone = sc_fork_alone();
 }
 
 static void agent_atfork_child(void)

@@ -41,7 +41,7 @@ void sv_conn_accept(void)
 	struct ucred cr;
 	socklen_t len = sizeof cr;
 	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||
-	    cr.uid != getuid() || sv_status_field(cr.pid, "TracerPid") != getpid()) {
+	    cr.uid != getuid() || sc_status_field(cr.pid, "TracerPid") != getpid()) {
 		close(c);
 		return;
 	}

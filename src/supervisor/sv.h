@@ -177,8 +177,6 @@ SC_HIDDEN struct sv_task *sv_task_add(pid_t tid, pid_t pid);
 SC_HIDDEN void sv_task_del(struct sv_task *t);
 SC_HIDDEN void sv_task_foreach(void (*fn)(struct sv_task *, void *), void *arg);
 SC_HIDDEN pid_t sv_tgid_of(pid_t tid);   /* from /proc, -1 if gone */
-/* A numeric field of /proc/PID/status ("TracerPid"), -1 if unreadable. */
-SC_HIDDEN long sv_status_field(pid_t pid, const char *key);
 
 /* trace.c */
 SC_HIDDEN int sv_trace_seize(pid_t pid);

@@ -72,24 +72,7 @@ void sv_task_foreach(void (*fn)(struct sv_task *, void *), void *arg)
 		}
 }
 
-long sv_status_field(pid_t pid, const char *key)
-{
-	char path[64], buf[2048], k[40];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	snprintf(k, sizeof k, "\n%s:", key);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	const char *p = strstr(buf, k);
-	return p ? strtol(p + strlen(k), NULL, 10) : -1;
-}
-
 pid_t sv_tgid_of(pid_t tid)
 {
-	return (pid_t)sv_status_field(tid, "Tgid");
+	return (pid_t)sc_status_field(tid, "Tgid");
 }

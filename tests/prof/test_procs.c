@@ -114,6 +114,19 @@ Test(prof_procs, fork_and_exec_children_get_their_own_profile, .timeout = 60)
 	rm_dir(dir);
 }
 
+/* A fork child starts the agent thread at once only if the parent had
+ * no thread of the program's but the forking one (another could have
+ * held an allocator lock the agent's start needs: a sanitizer's); else
+ * with the child's own first thread.  The helper checks both. */
+Test(prof_procs, fork_child_agent_waits_for_its_first_thread, .timeout = 60)
+{
+	const char *argv[] = { getenv("PROF_HELPER"), "forks", NULL };
+	const char *env[] = { "SCHEDCTL_PROFILE=1", "SCHEDCTL_PROFILE_OUT=/dev/null",
+	                      NULL };
+	cr_assert_eq(run_env(argv, env), 0,
+	             "10+n: agents at once, 30+n: after a thread, 4x: set-up");
+}
+
 Test(prof_procs, signal_dumps_live_without_stopping, .timeout = 60)
 {
 	char dir[] = "/tmp/prof_sig_XXXXXX";
