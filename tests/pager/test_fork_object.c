@@ -143,14 +143,26 @@ static void fo_end(struct uvm_region *r, int fd)
  * (write_first: writes every page) and writes every page (or reads),
  * either after the child is gone and its pages thawed (child_gone), or
  * while it lives, checking again after the thaw. */
-static void fo_child_fetch(int adv, bool child_gone, bool write_first)
+/* What a fetching child checks last: its view of every page of p. */
+typedef bool fo_check_fn(unsigned char *p, unsigned s);
+
+static bool fo_unwritten(unsigned char *p, unsigned s)
 {
-	int fd;
-	unsigned char *p;
-	struct uvm_region *r = fo_map(2, adv, UVM_MAP_PRIVATE,
-	                              &fd, &p);
-	bool written[NP] = { false };
-	cr_assert_eq(fo_touch(p, 20, false, 0), 0);  /* cached before */
+	return fo_holds(p, s, NULL, 0);   /* the parent's writes never show */
+}
+
+static bool fo_filedata(unsigned char *p, unsigned s)
+{
+	return ij_holds(p, s, 0, NP);
+}
+
+/* A fork child that fetches the fo_pages of p (pattern s), then, if
+ * hold, waits for the parent's go (fo_go) and exits with code bad if
+ * check fails at the end.  Returns once the child has fetched; *go_wr
+ * is the pipe end to send the go on. */
+static pid_t fo_fetcher(unsigned char *p, unsigned s, bool hold,
+                        fo_check_fn *check, int bad, int *go_wr)
+{
 	int go[2], done[2];
 	cr_assert_eq(pipe(go), 0);
 	cr_assert_eq(pipe(done), 0);
@@ -158,17 +170,39 @@ static void fo_child_fetch(int adv, bool child_gone, bool write_first)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		char x;
-		int e = fo_fetch(p, 2);
+		int e = fo_fetch(p, s);
 		if (write(done[1], "d", 1) != 1)
 			_exit(3);
-		if (!child_gone && read(go[0], &x, 1) != 1)
+		if (hold && read(go[0], &x, 1) != 1)
 			_exit(4);
-		if (!e && !fo_holds(p, 2, NULL, 0))  /* the parent's writes */
-			e = 22;                      /* never show here */
+		if (!e && !check(p, s))
+			e = bad;
 		_exit(e);
 	}
 	char x;
 	cr_assert_eq(read(done[0], &x, 1), 1);
+	*go_wr = go[1];
+	return pid;
+}
+
+static void fo_go(int go_wr)
+{
+	cr_assert_eq(write(go_wr, "g", 1), 1);
+}
+
+/* The child fetches the fo_pages; the parent then reads every page
+ * (write_first: writes every page) and writes every page (or reads),
+ * either after the child is gone and its pages thawed (child_gone), or
+ * while it lives, checking again after the thaw. */
+static void fo_child_fetch(int adv, bool child_gone, bool write_first)
+{
+	int fd, go;
+	unsigned char *p;
+	struct uvm_region *r = fo_map(2, adv, UVM_MAP_PRIVATE,
+	                              &fd, &p);
+	bool written[NP] = { false };
+	cr_assert_eq(fo_touch(p, 20, false, 0), 0);  /* cached before */
+	pid_t pid = fo_fetcher(p, 2, !child_gone, fo_unwritten, 22, &go);
 	if (child_gone)
 		fo_wait(pid);
 	int sigs = fo_all(p, write_first, written, 0);
@@ -176,7 +210,7 @@ static void fo_child_fetch(int adv, bool child_gone, bool write_first)
 	             write_first ? "writes" : "reads");
 	cr_assert(fo_holds(p, 2, written, 0), "parent's data");
 	if (!child_gone) {
-		cr_assert_eq(write(go[1], "g", 1), 1);
+		fo_go(go);
 		fo_wait(pid);
 		cr_assert(fo_holds(p, 2, written, 0), "data after the thaw");
 	}
@@ -338,37 +372,21 @@ Test(fork_object, child_fetch_then_shared_parent_writes, .timeout = 30)
  * lives (then at the thaw). */
 static void fo_leak(bool child_gone)
 {
-	int fd;
+	int fd, go;
 	unsigned char *p;
 	struct uvm_region *r = fo_map(7, UVM_ADV_NORMAL, UVM_MAP_PRIVATE,
 	                              &fd, &p);
-	int go[2], done[2];
-	cr_assert_eq(pipe(go), 0);
-	cr_assert_eq(pipe(done), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char x;
-		int e = fo_fetch(p, 7);
-		if (write(done[1], "d", 1) != 1)
-			_exit(3);
-		if (read(go[0], &x, 1) != 1)
-			_exit(4);
-		if (!e && !ij_holds(p, 7, 0, NP))   /* still there */
-			e = 23;
-		_exit(e);
-	}
-	char x;
-	cr_assert_eq(read(done[0], &x, 1), 1);
+	/* the child checks its pages are still there at the end */
+	pid_t pid = fo_fetcher(p, 7, true, fo_filedata, 23, &go);
 	cr_assert_gt(pu_pool_bytes(), 0, "the child's pages in our file");
 	if (child_gone) {
-		cr_assert_eq(write(go[1], "g", 1), 1);
+		fo_go(go);
 		fo_wait(pid);
 		fo_end(r, fd);
 		return;
 	}
 	cr_assert_eq(uvm_unmap(r, 0, NP * PG), 0);
-	cr_assert_eq(write(go[1], "g", 1), 1);  /* the child still reads */
+	fo_go(go);                     /* the child still reads */
 	fo_wait(pid);
 	close(fd);
 	ij_all_gone();
