@@ -318,6 +318,13 @@ static void pool_defer(struct pool_range d)
 	struct pool *p = &uvm_pager.up_pool;
 	if (!d.pr_n)
 		return;
+	struct pool_range *last = p->p_ndeferred ?
+	                          &p->p_deferred[p->p_ndeferred - 1] : NULL;
+	if (last && PA_FILE(last->pr_addr) == PA_FILE(d.pr_addr) &&
+	    PA_PGNO(last->pr_addr) + last->pr_n == PA_PGNO(d.pr_addr)) {
+		last->pr_n += d.pr_n;       /* pages freed in order: one run */
+		return;
+	}
 	if (p->p_ndeferred == p->p_capdeferred) {
 		size_t ncap = p->p_capdeferred ? p->p_capdeferred * 2 : 256;
 		struct pool_range *nr = pool_mem_alloc(ncap * sizeof *nr);
