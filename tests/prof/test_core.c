@@ -286,3 +286,48 @@ Test(prof_core, pc_past_a_symbol_end_is_object_plus_offset)
 	}
 	cr_skip_test("every candidate is followed by an exported function");
 }
+
+/* A report names the same pc many times; each distinct pc is symbolised
+ * once and copied.  Every frame must still get its own name, object and
+ * offset, in its own allocation (each is freed on its own). */
+Test(prof_core, repeated_pcs_are_each_named)
+{
+	void *fn[] = { (void *)getpid, (void *)read, (void *)write };
+	int pick[] = { 0, 1, 0, 2, 1, 0, 0 };
+	enum { N = sizeof pick / sizeof pick[0] };
+	struct prof_frame f[N], one[3];
+	setenv("SCHEDCTL_ADDR2LINE", "", 1);
+	memset(f, 0, sizeof f);
+	memset(one, 0, sizeof one);
+	for (int i = 0; i < 3; i++) {
+		one[i].f_pc = (uintptr_t)fn[i] + 1;
+		prof_symbolise(&one[i], 1);
+		cr_assert_not_null(one[i].f_func);
+		cr_assert_not_null(one[i].f_obj);
+	}
+	for (int i = 0; i < N; i++)
+		f[i].f_pc = (uintptr_t)fn[pick[i]] + 1;
+	prof_symbolise(f, N);
+	for (int i = 0; i < N; i++) {
+		const struct prof_frame *o = &one[pick[i]];
+		cr_assert_eq(f[i].f_pc, o->f_pc, "frame %d moved", i);
+		cr_assert_not_null(f[i].f_func, "frame %d unnamed", i);
+		cr_assert_str_eq(f[i].f_func, o->f_func, "frame %d", i);
+		cr_assert_eq(f[i].f_off, o->f_off, "frame %d", i);
+		cr_assert_str_eq(f[i].f_obj, o->f_obj, "frame %d", i);
+		for (int j = 0; j < i; j++)
+			cr_assert(f[i].f_func != f[j].f_func &&
+			          f[i].f_obj != f[j].f_obj,
+			          "frames %d and %d share a string", j, i);
+	}
+	for (int i = 0; i < N; i++) {
+		free(f[i].f_func);
+		free(f[i].f_file);
+		free(f[i].f_obj);
+	}
+	for (int i = 0; i < 3; i++) {
+		free(one[i].f_func);
+		free(one[i].f_file);
+		free(one[i].f_obj);
+	}
+}
