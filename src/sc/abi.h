@@ -29,6 +29,10 @@
  *             SC_STOPPED, which it may store for any source (and must
  *             replace by SC_ONPROC when the stop ends: for a PERF slot
  *             SC_STOPPED overrides a switch-out record)
+ *   owner     ss_sysno, ss_stamp_ns, then sc_state = SC_SLEEP (relaxed),
+ *             in its own SUPERVISOR slot just before a sleep it makes
+ *             with the cookie: what the supervisor would store on that
+ *             call's notification (src/supervisor/sleep.c)
  *   readers   ss_gen (acquire), sc_state (acquire), then the rest, then
  *             re-check ss_gen: a change means the slot changed hands.
  *

@@ -485,8 +485,12 @@ static void agent_setup_image(bool forked)
 	if (watched) {
 		agent_release_watchdog(l);
 		if (l >= 0 && ag_watch.aw_learn) {
+			/* A raw call: the preload's clock_nanosleep would
+			 * carry the cookie (sleep.c), and nothing would come
+			 * to learn from. */
 			struct timespec zero = { 0, 0 };
-			(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &zero, NULL);
+			(void)syscall(SYS_clock_nanosleep, (long)CLOCK_MONOTONIC,
+			              0L, &zero, NULL, 0L, 0L);
 		}
 	}
 	agent_send_hello(forked);

@@ -28,6 +28,11 @@
  *   3. marks the thread SC_SLEEP with the call number (supervisor-source
  *      slots only) and answers CONTINUE: the kernel runs the real call.
  *
+ * The program's sleeps through libc (nanosleep, clock_nanosleep, sleep,
+ * usleep, thrd_sleep) come here only when step 2 has work (an illumos
+ * request pending in the slot): otherwise they carry the cookie and do
+ * step 3 themselves (sleep.c says why).
+ *
  * The sampler (sample.c) sees the thread wake up; notifications cannot.
  *
  * Interrupted notifications: a signal or ptrace stop withdraws a pending
