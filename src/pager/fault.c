@@ -36,11 +36,14 @@
  * (UVM's amap_copy on fault).  Faults for addresses no region owns any
  * more, or for released pages, are only woken: the retry raises SIGSEGV.
  *
- * If a fault cannot be served (pool or memory exhausted, the kernel
- * refusing a mapping) the page is poisoned and the faulting thread gets
- * SIGBUS: UFFDIO_POISON for a missing page, a mapping of an empty memfd
- * otherwise (access beyond its end raises SIGBUS).  Nothing here waits
- * for a faulting thread, so a fault is always answered.
+ * If a fault cannot be served (pool or memory exhausted, the store or
+ * the kernel failing) every case leaves the page as it was (a missing
+ * page missing, a protected page protected with its anon and data; a
+ * COW copy that cannot be mapped puts the old mapping back) and bus.c
+ * sends the faulting thread SIGBUS: its next access tries again.  Only
+ * where a signal cannot stand for the fault (SIGBUS blocked or ignored,
+ * a fault inside a system call) is the page poisoned (bus.c).  Nothing
+ * here waits for a faulting thread, so a fault is always answered.
  *
  * Rules: the pager thread runs with every signal blocked, never calls
  * malloc or stdio, and never touches a managed region (pager.h).
@@ -65,12 +68,6 @@
 
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
-struct uffdio_poison {
-	struct uffdio_range range;
-	__u64 mode;
-	__s64 updated;
-};
-#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
 #endif
 
 #define FLT_MAXRANGE 16   /* most pages one zero-fill maps */
@@ -345,8 +342,10 @@ static int flt_obj_missing(struct uvm_region *r, size_t i, bool wake)
  * The data reaches the pool before the mapping changes: between mmap and
  * UFFDIO_REGISTER the new mapping is not watched, and a thread touching
  * it then must find the right page.  If the new pages cannot be mapped,
- * the old mapping is kept and the pages are poisoned (a mapping must
- * always show its slot's anon: region.c, invariant 2).
+ * the old pages are mapped and write-protected again (they are shared:
+ * region.c, invariant 5), so nothing changed; only if that fails too
+ * are the pages poisoned (a mapping must always show its slot's anon:
+ * region.c, invariant 2).
  * => uvm_lock held.  0: mapped; 1: poisoned (nan[] dropped, threads
  *    woken); -errno: nothing changed (nan[] dropped). */
 static int flt_place(struct uvm_region *r, size_t i, size_t n,
@@ -363,12 +362,15 @@ static int flt_place(struct uvm_region *r, size_t i, size_t n,
 		was[k] = r->rg_map[i + k];
 		rg_setmap(r, i + k, r->rg_cowwin + i + k);
 	}
-	if (!rg_remap(r, i, n))
+	e = rg_remap(r, i, n);
+	if (!e)
 		return 0;
 	for (size_t k = 0; k < n; k++) {
 		rg_setmap(r, i + k, was[k]);
 		anon_unref(nan[k]);
 	}
+	if (!rg_remap(r, i, n) && !rg_protect(r, i, n))
+		return e;
 	if (rg_poison_pages(r, i, n))
 		rg_poison_pages(r, 0, r->rg_npages);
 	flt_wake(flt_va(r, i), n << PG_SHIFT);
@@ -590,29 +592,8 @@ static int flt_write(struct uvm_region *r, size_t i)
 	return flt_cow(r, i);                             /* case 1B */
 }
 
-/* ---- giving up on a page -------------------------------------------- */
-
-static void flt_poison(struct uvm_region *r, size_t i, bool missing)
-{
-	uintptr_t va = flt_va(r, i);
-	if (missing && uvm_pager.up_poison_ioctl) {
-		struct uffdio_poison p = { .range = { va, PG_SIZE } };
-		if (!inj_fail(INJ_POISON) &&
-		    ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
-			return;
-	}
-	if (!r->rg_needs_copy && r->rg_amap) {
-		struct vm_anon *an = amap_remove(r->rg_amap, i);
-		if (an)
-			anon_unref(an);
-	}
-	if (rg_poison_pages(r, i, 1) != 0)
-		rg_poison_pages(r, 0, r->rg_npages);  /* last resort */
-	flt_wake(r->rg_base, r->rg_npages << PG_SHIFT);
-}
-
-/* Serve one fault.  => uvm_lock held. */
-static void flt_serve(uintptr_t addr, uint64_t flags)
+/* Serve one fault of thread tid (0: not known).  => uvm_lock held. */
+static void flt_serve(uintptr_t addr, uint64_t flags, uint32_t tid)
 {
 	uintptr_t va = addr & ~(uintptr_t)(PG_SIZE - 1);
 	struct uvm_region *r = rg_lookup(va);
@@ -633,7 +614,7 @@ static void flt_serve(uintptr_t addr, uint64_t flags)
 	    !r->rg_shared && rg_objmapped(r, i) && !amap_lookup(r->rg_amap, i))
 		e = flt_promote(r, i);
 	if (e)
-		flt_poison(r, i, !wp);
+		bus_fault(r, i, !wp, tid);   /* SIGBUS for tid */
 }
 
 /* Read the next batch of messages, sleeping in poll() on the
@@ -687,7 +668,8 @@ static void *flt_main(void *arg)
 		for (size_t k = 0; k < (size_t)n / sizeof msg[0]; k++)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
 				flt_serve(msg[k].arg.pagefault.address,
-				          msg[k].arg.pagefault.flags);
+				          msg[k].arg.pagefault.flags,
+				          msg[k].arg.pagefault.feat.ptid);
 		uvm_unlock();
 	}
 }
@@ -734,7 +716,10 @@ int flt_init(void)
 		return e;
 	if ((api.features & need) != need)
 		return -ENOSYS;
-	uint64_t want = need | (api.features & UFFD_FEATURE_POISON);
+	/* THREAD_ID: a fault that cannot be served is a signal to its
+	 * thread (bus.c) */
+	uint64_t want = need | (api.features & (UFFD_FEATURE_POISON |
+	                                        UFFD_FEATURE_THREAD_ID));
 	fd = flt_uffd_open(&uo);
 	if (fd < 0)
 		return fd;
@@ -755,6 +740,7 @@ int flt_init(void)
 	uvm_pager.up_uffd = fd;
 	uvm_pager.up_user_only = uo;
 	uvm_pager.up_poison_ioctl = want & UFFD_FEATURE_POISON;
+	uvm_pager.up_thread_id = want & UFFD_FEATURE_THREAD_ID;
 	return 0;
 }
 

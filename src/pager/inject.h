@@ -36,7 +36,8 @@ enum inj_point {
 	INJ_REGISTER,     /* fault.c: UFFDIO_REGISTER */
 	INJ_COPY,         /* fault.c: UFFDIO_COPY (zero fill, object fill) */
 	INJ_WP,           /* fault.c: UFFDIO_WRITEPROTECT */
-	INJ_POISON,       /* fault.c: UFFDIO_POISON */
+	INJ_POISON,       /* bus.c: UFFDIO_POISON */
+	INJ_SIGNAL,       /* bus.c: rt_tgsigqueueinfo of a SIGBUS */
 	INJ_FILE_READ,    /* object.c: pread of the file store (EIO) */
 	INJ_FILE_SHORT,   /* object.c: the file store's pread stops short */
 	INJ_FILE_WRITE,   /* object.c: pwrite of the file store */

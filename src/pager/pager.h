@@ -8,6 +8,7 @@
  *   region.c  rg_*      a managed region: its address range, its amap
  *                       reference, and the kernel mappings backing it
  *   fault.c   flt_*     the pager thread and UVM's fault cases
+ *   bus.c     bus_*     a fault that cannot be served: SIGBUS
  *   loan.c    loan_*    page loans: read-only views, loans into regions
  *   object.c  obj_*     the lower layer: pages of a backing store
  *   amap.c    amap_*    arrays of anon slots with per-page references
@@ -254,6 +255,9 @@ struct uvm_pager {
 	int up_kick_fd;            /* eventfd: wakes the pager (new lease) */
 	bool up_user_only;         /* UFFD_USER_MODE_ONLY was needed */
 	bool up_poison_ioctl;      /* UFFDIO_POISON available */
+	bool up_thread_id;         /* messages carry the thread id */
+	uint64_t up_bus_signals;   /* failed faults given as a signal */
+	uint64_t up_bus_poisons;   /* ... given as a poisoned page */
 	bool up_started;
 	pthread_t up_thread;
 	struct uvm_region **up_regions;  /* sorted by base */
@@ -316,6 +320,10 @@ int flt_objfill(struct uvm_region *r, size_t i, size_t lo, size_t hi);
 int flt_register(uintptr_t va, size_t len);
 int flt_wp(uintptr_t va, size_t len, bool wp);
 void flt_wake(uintptr_t va, size_t len);
+
+/* ---- bus.c -------------------------------------------------------- */
+
+void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid);
 
 /* ---- fork.c ------------------------------------------------------- */
 

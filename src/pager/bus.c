@@ -1,0 +1,205 @@
+/*
+ * bus.c - giving up on a fault: SIGBUS for the faulting thread.
+ *
+ * When the pager cannot serve a fault (pool or memory exhausted, the
+ * store's pgo_get failing, an mmap or userfaultfd ioctl failing), the
+ * kernel's own answer to a file page it cannot read is the model: the
+ * faulting thread gets SIGBUS, nothing is lost, and the next access
+ * tries again.  So the page is left exactly as it was (a missing page
+ * stays missing; a write-protected page keeps its anon, its data and
+ * its protection) and the thread is sent SIGBUS itself
+ * (rt_tgsigqueueinfo, with the thread id the userfaultfd message
+ * carries: UFFD_FEATURE_THREAD_ID).  The faulting thread sleeps in
+ * handle_userfault interruptibly: the signal wakes it, the fault
+ * returns VM_FAULT_RETRY, the thread runs its handler and, if the
+ * handler returns, executes the access again, which faults again and
+ * reaches the pager again.  A failure that lasts therefore gives one
+ * SIGBUS per access, each one delivered before the next try: the pager
+ * never loops without a signal in between.
+ *
+ * The kernel lets a thread send a signal with a kernel si_code
+ * (BUS_ADRERR) only to itself (EPERM otherwise, checked on 6.18), so
+ * the signal carries si_code SI_QUEUE; si_addr is the page's address
+ * (the bytes of si_pid and si_uid, which share the union with it).
+ *
+ * Where a signal cannot stand for the fault, the page is poisoned as a
+ * last resort (bus_poison): UFFDIO_POISON for a missing page, else a
+ * mapping of an empty memfd; the page then raises SIGBUS until it is
+ * released.  That is when (read from /proc/self/task/TID/status, with
+ * open and read only: the pager's rules, pager.h):
+ *   - SIGBUS is blocked in the thread or ignored: the kernel forces a
+ *     synchronous SIGBUS to its default action (the process dies), and
+ *     the poisoned page's own SIGBUS does the same;
+ *   - SIGBUS is already pending for the thread: it faulted again
+ *     without taking the one sent for its last failed fault, which is
+ *     what a fault inside a system call does (a kernel access to user
+ *     memory retries the fault while a signal that is not fatal is
+ *     pending; the access must fail instead: EFAULT);
+ *   - the thread waits uninterruptibly (state D: a fault taken by
+ *     get_user_pages, as mlock's populate, sleeps killable only, and a
+ *     signal would not wake it);
+ *   - no thread id (the kernel lacks THREAD_ID), the status cannot be
+ *     read (the fault comes from another process: process_vm_writev),
+ *     or the signal cannot be sent.
+ * A page poisoned for a write fault (present, write-protected) cannot
+ * keep its private data: the slot's anon is dropped (region.c,
+ * invariant 2: a slot's anon is what the page maps).
+ *
+ * A message read late (its thread was woken since, by a fault-around
+ * of another thread or a release) may name a thread that no longer
+ * waits for this page; if that fault fails, the thread still gets the
+ * SIGBUS.  Such a fault is served already in every case the pager can
+ * tell (flt_missing wakes it), so this needs a failure of the very
+ * ioctl that would have found nothing to do.
+ *
+ * Locking: uvm_lock held for everything here (pager.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pager/inject.h"
+#include "pager/pager.h"
+
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#endif
+
+#define BUS_BIT ((uint64_t)1 << (SIGBUS - 1))   /* in the status masks */
+
+/* What /proc says about a thread's signals and sleep. */
+struct bus_thread {
+	char bt_state;         /* State: R, S, D, ... */
+	uint64_t bt_pending;   /* SigPnd: pending for the thread itself */
+	uint64_t bt_blocked;   /* SigBlk */
+	uint64_t bt_ignored;   /* SigIgn (the process's dispositions) */
+};
+
+/* The hex mask after "<key>:\t" in text, or 0 if there is none. */
+static uint64_t bus_mask(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	uint64_t m = 0;
+	if (!p)
+		return 0;
+	for (p += strlen(key); *p == ':' || *p == '\t' || *p == ' '; p++)
+		;
+	for (;; p++) {
+		unsigned d;
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			return m;
+		m = m << 4 | d;
+	}
+}
+
+/* Read /proc/self/task/TID/status into t.  No malloc, no stdio.
+ * => 0, or -errno (no such thread of this process). */
+static int bus_thread(uint32_t tid, struct bus_thread *t)
+{
+	char path[48] = "/proc/self/task/", digits[12];
+	char buf[4096];
+	size_t nd = 0, len = strlen(path);
+	do
+		digits[nd++] = (char)('0' + tid % 10);
+	while ((tid /= 10) && nd < sizeof digits);
+	while (nd)
+		path[len++] = digits[--nd];
+	memcpy(path + len, "/status", sizeof "/status");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof buf - 1 &&
+	       (k = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)k;
+	close(fd);
+	buf[n] = 0;
+	const char *s = strstr(buf, "State:");
+	if (!s || !strstr(buf, "SigBlk:"))
+		return -EIO;
+	for (s += 6; *s == '\t' || *s == ' '; s++)
+		;
+	t->bt_state = *s;
+	t->bt_pending = bus_mask(buf, "SigPnd");
+	t->bt_blocked = bus_mask(buf, "SigBlk");
+	t->bt_ignored = bus_mask(buf, "SigIgn");
+	return 0;
+}
+
+/* Send SIGBUS for va to thread tid of this process.  => 0 or -errno. */
+static int bus_signal(uint32_t tid, uintptr_t va)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGBUS;
+	si.si_code = SI_QUEUE;    /* BUS_ADRERR: EPERM (see the top) */
+	si.si_addr = (void *)va;
+	int e = inj_fail(INJ_SIGNAL);
+	if (!e && syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)tid,
+	                  SIGBUS, &si))
+		e = -errno;
+	return e;
+}
+
+/* May thread tid take the failed fault as a signal (see the top)?
+ * => uvm_lock held. */
+static bool bus_deliverable(uint32_t tid)
+{
+	struct bus_thread t;
+	if (!tid || !uvm_pager.up_thread_id || bus_thread(tid, &t))
+		return false;
+	if ((t.bt_blocked | t.bt_ignored | t.bt_pending) & BUS_BIT)
+		return false;
+	return t.bt_state != 'D';
+}
+
+/* The last resort: poison page i (see the top).  missing: the fault was
+ * for a page not present (UFFDIO_POISON applies).
+ * => uvm_lock held. */
+static void bus_poison(struct uvm_region *r, size_t i, bool missing)
+{
+	uintptr_t va = r->rg_base + (i << PG_SHIFT);
+	uvm_pager.up_bus_poisons++;
+	if (missing && uvm_pager.up_poison_ioctl) {
+		struct uffdio_poison p = { .range = { va, PG_SIZE } };
+		if (!inj_fail(INJ_POISON) &&
+		    ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
+			return;
+	}
+	if (!r->rg_needs_copy && r->rg_amap) {
+		struct vm_anon *an = amap_remove(r->rg_amap, i);
+		if (an)
+			anon_unref(an);
+	}
+	if (rg_poison_pages(r, i, 1) != 0)
+		rg_poison_pages(r, 0, r->rg_npages);  /* last resort */
+	flt_wake(r->rg_base, r->rg_npages << PG_SHIFT);
+}
+
+/* The fault of thread tid on page i of r cannot be served: SIGBUS for
+ * that thread, the page left as it is, or else the page poisoned.
+ * => uvm_lock held. */
+void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
+{
+	if (bus_deliverable(tid) &&
+	    bus_signal(tid, r->rg_base + (i << PG_SHIFT)) == 0) {
+		uvm_pager.up_bus_signals++;
+		return;
+	}
+	bus_poison(r, i, missing);
+}
