@@ -1,0 +1,473 @@
+/*
+ * A fault the pager cannot serve (src/pager/bus.c): SIGBUS for the
+ * faulting thread, nothing lost, and the next access tries again, as the
+ * kernel does for a file page it cannot read.  Failures are single
+ * calls failed by injection (src/pager/inject.h).  Checked here:
+ *   - a transient failure of a missing page (zero fill, 2A): one SIGBUS,
+ *     then the same access, executed again when the handler returns, is
+ *     served with the right data;
+ *   - a failed write fault (1A, 1B, 2B, a shared object's write in
+ *     place): one SIGBUS, the page keeps its data, the retried write
+ *     lands;
+ *   - SIGBUS blocked, ignored or left at its default: the process dies
+ *     of SIGBUS, as with a native mapping's SIGBUS (fork children);
+ *   - a permanent failure: SIGBUS on every access, other pages served;
+ *   - an access from the kernel (read(2) into the page, mlock): the call
+ *     fails, and the page is poisoned (docs/pager.md, "Limits").
+ * A handler that returns more than once for one access (the old
+ * behaviour: a poisoned page raises SIGBUS forever) leaves by
+ * siglongjmp, and the test fails on the count, never hangs.
+ */
+#include <sys/resource.h>
+
+#include "test_inject.h"
+
+#define NPG 32
+
+/* ---- a SIGBUS handler that counts, and returns or jumps ------------ */
+
+static sigjmp_buf sb_jmp;
+static volatile sig_atomic_t sb_n;      /* SIGBUS taken by this access */
+static volatile sig_atomic_t sb_bail;   /* jump out at this count */
+static void *volatile sb_addr;          /* si_addr of the last one */
+static volatile int sb_code;            /* si_code of the last one */
+static volatile unsigned char sb_val;   /* what a read access read */
+static void (*volatile sb_on)(int n);   /* called with the count */
+
+static void sb_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	sb_n++;
+	sb_addr = si->si_addr;
+	sb_code = si->si_code;
+	if (sb_on)
+		sb_on(sb_n);
+	if (sb_n >= sb_bail)
+		siglongjmp(sb_jmp, 1);
+}
+
+static void sb_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = sb_handler,
+	                        .sa_flags = SA_SIGINFO };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Read (or write v to) *p; the handler returns until the bail-th SIGBUS.
+ * => 0 if the access completed, -1 if it was left by the handler. */
+static int sb_access(volatile unsigned char *p, bool write, unsigned char v,
+                     int bail)
+{
+	sb_n = 0;
+	sb_bail = bail;
+	sb_addr = NULL;
+	if (sigsetjmp(sb_jmp, 1))
+		return -1;
+	if (write)
+		*p = v;
+	else
+		sb_val = *p;
+	return 0;
+}
+
+/* The pager's counts of failed faults: signalled, poisoned. */
+static void sb_counts(uint64_t *sig, uint64_t *poi)
+{
+	pthread_mutex_lock(&uvm_pager.up_lock);
+	*sig = uvm_pager.up_bus_signals;
+	*poi = uvm_pager.up_bus_poisons;
+	pthread_mutex_unlock(&uvm_pager.up_lock);
+}
+
+/* Since (s0, p0): ds signals and dp poisons more. */
+static void sb_expect_counts(uint64_t s0, uint64_t p0, uint64_t ds,
+                             uint64_t dp, const char *what)
+{
+	uint64_t s, p;
+	sb_counts(&s, &p);
+	cr_assert_eq(s - s0, ds, "%s: %lu signals, want %lu", what,
+	             (unsigned long)(s - s0), (unsigned long)ds);
+	cr_assert_eq(p - p0, dp, "%s: %lu poisons, want %lu", what,
+	             (unsigned long)(p - p0), (unsigned long)dp);
+}
+
+/* The handler installed, a new anonymous region, one page a fault. */
+static struct uvm_region *sb_anon(void)
+{
+	sb_install();
+	struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
+	cr_assert_not_null(r);
+	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
+	return r;
+}
+
+/* ---- 1. a transient failure of a missing page ------------------------ */
+
+Test(sigbus, zero_fill_fails_once_then_the_retry_is_served, .timeout = 30)
+{
+	struct uvm_region *r = sb_anon();
+	unsigned char *p = uvm_base(r);
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_COPY, 0, 1, ENOMEM);
+	cr_assert_eq(sb_access(p + 20 * PG + 5, false, 0, 2), 0,
+	             "SIGBUS %d times for one transient failure", sb_n);
+	cr_assert_eq(sb_n, 1);
+	cr_assert_eq(sb_addr, p + 20 * PG, "si_addr: the page");
+	cr_assert_eq(sb_code, SI_QUEUE);
+	cr_assert_eq(sb_val, 0, "a zero page");
+	cr_assert_eq(inj_failed(INJ_COPY), 1);
+	inj_reset();
+	sb_expect_counts(s0, p0, 1, 0, "zero fill");
+	p[20 * PG + 5] = 9;
+	cr_assert_eq(p[20 * PG + 5], 9);
+	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
+	ij_all_gone();
+}
+
+Test(sigbus, object_fetch_fails_once_then_the_retry_is_served, .timeout = 30)
+{
+	sb_install();
+	int fd = ij_file(3, NPG);
+	struct uvm_region *r = uvm_map_file(fd, 0, NPG * PG, RW,
+	                                    UVM_MAP_PRIVATE);
+	cr_assert_not_null(r);
+	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
+	unsigned char *p = uvm_base(r);
+	inj_arm(INJ_FILE_READ, 0, 1, EIO);
+	cr_assert_eq(sb_access(p + 12 * PG + 512, false, 0, 2), 0,
+	             "SIGBUS %d times", sb_n);
+	cr_assert_eq(sb_n, 1);
+	cr_assert_eq(sb_val, ij_byte(3, 12, 512), "the file's data");
+	inj_reset();
+	cr_assert(ij_holds(p, 3, 0, NPG));
+	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
+	close(fd);
+	ij_all_gone();
+}
+
+/* ---- 2. a failed write fault loses nothing --------------------------- */
+
+static struct uvm_region *wr, *ws;   /* the written region, its source */
+static int wfd = -1;
+
+/* 1A: exclusive pages, write-protected (a copy came and went). */
+static unsigned char *w_own(void)
+{
+	wr = uvm_map_anon(NPG * PG, RW);
+	cr_assert_not_null(wr);
+	ij_fill(uvm_base(wr), 1, 0, NPG);
+	struct uvm_region *d = uvm_copy(wr);
+	cr_assert_not_null(d);
+	cr_assert_eq(uvm_unmap(d, 0, NPG * PG), 0);
+	return uvm_base(wr);
+}
+
+/* 1B: a copy whose page 5 is shared with its source ws. */
+static unsigned char *w_cow(void)
+{
+	ws = uvm_map_anon(NPG * PG, RW);
+	cr_assert_not_null(ws);
+	cr_assert_eq(uvm_advise(ws, UVM_ADV_RANDOM), 0);
+	ij_fill(uvm_base(ws), 1, 0, NPG);
+	wr = uvm_copy(ws);
+	cr_assert_not_null(wr);
+	((unsigned char *)uvm_base(wr))[1] = 1;   /* amap copied, window */
+	return uvm_base(wr);
+}
+
+/* A file region (flags: private or shared), page 5 cached. */
+static unsigned char *w_file(int flags)
+{
+	wfd = ij_file(1, NPG);
+	wr = uvm_map_file(wfd, 0, NPG * PG, RW, flags);
+	cr_assert_not_null(wr);
+	cr_assert_eq(uvm_advise(wr, UVM_ADV_RANDOM), 0);
+	cr_assert(ij_holds(uvm_base(wr), 1, 5, 1));
+	return uvm_base(wr);
+}
+
+/* 2B: a private file region; its writes are promoted. */
+static unsigned char *w_promote(void)
+{
+	return w_file(UVM_MAP_PRIVATE);
+}
+
+/* A shared file region: written in place. */
+static unsigned char *w_shared(void)
+{
+	return w_file(UVM_MAP_SHARED);
+}
+
+static void w_teardown(void)
+{
+	if (wr)
+		cr_assert_eq(uvm_unmap(wr, 0, NPG * PG), 0);
+	if (ws)
+		cr_assert_eq(uvm_unmap(ws, 0, NPG * PG), 0);
+	if (wfd >= 0)
+		close(wfd);
+	wr = ws = NULL;
+	wfd = -1;
+	ij_all_gone();
+}
+
+struct w_case {
+	const char *wc_name;
+	unsigned char *(*wc_setup)(void);
+	enum inj_point wc_point;
+	int wc_err;
+};
+
+static const struct w_case w_cases[] = {
+	{ "1A, unprotect fails", w_own, INJ_WP, ENOMEM },
+	{ "1B, pool full", w_cow, INJ_POOL_WRITE, ENOSPC },
+	{ "1B, pool unreadable", w_cow, INJ_POOL_READ, EIO },
+	{ "1B, copy cannot be mapped", w_cow, INJ_MMAP, ENOMEM },
+	{ "1B, copy cannot be registered", w_cow, INJ_REGISTER, ENOMEM },
+	{ "2B, pool full", w_promote, INJ_POOL_WRITE, ENOSPC },
+	{ "2B, copy cannot be mapped", w_promote, INJ_MMAP, ENOMEM },
+	{ "shared, unprotect fails", w_shared, INJ_WP, ENOMEM },
+};
+
+/* After the failed write: page 5 holds its old data (pattern 1) but for
+ * byte 100, which holds v if the write landed; the source, if any, is
+ * untouched. */
+static void w_check(const unsigned char *p, int v, const char *what)
+{
+	cr_assert(ij_holds(p, 1, 5, 1), "%s: the page keeps its data", what);
+	cr_assert(ij_holds(p, 1, 0, 5) && ij_holds(p, 1, 6, NPG - 6),
+	          "%s: the other pages too", what);
+	if (v >= 0)
+		cr_assert_eq(p[5 * PG + 100], v, "%s: the write landed", what);
+	if (ws)
+		cr_assert(ij_holds(uvm_base(ws), 1, 0, NPG), "%s: source", what);
+}
+
+/* The handler returns: one SIGBUS, then the write lands. */
+Test(sigbus, failed_write_fault_is_retried_and_lands, .timeout = 60)
+{
+	sb_install();
+	for (size_t k = 0; k < sizeof w_cases / sizeof w_cases[0]; k++) {
+		const struct w_case *c = &w_cases[k];
+		unsigned char *p = c->wc_setup();
+		uint64_t s0, p0;
+		sb_counts(&s0, &p0);
+		inj_arm(c->wc_point, 0, 1, c->wc_err);
+		cr_assert_eq(sb_access(p + 5 * PG + 100, true, 0xa5, 2), 0,
+		             "%s: SIGBUS %d times", c->wc_name, sb_n);
+		cr_assert_eq(inj_failed(c->wc_point), 1, "%s", c->wc_name);
+		inj_reset();
+		cr_assert_eq(sb_n, 1, "%s", c->wc_name);
+		cr_assert_eq(sb_addr, p + 5 * PG, "%s", c->wc_name);
+		sb_expect_counts(s0, p0, 1, 0, c->wc_name);
+		w_check(p, 0xa5, c->wc_name);
+		if (c->wc_setup == w_shared) {
+			unsigned char b = 0;
+			cr_assert_eq(uvm_flush(wr), 0);
+			cr_assert_eq(pread(wfd, &b, 1, 5 * PG + 100), 1);
+			cr_assert_eq(b, 0xa5, "%s: flushed", c->wc_name);
+			cr_assert(ij_file_holds(wfd, 1, 5, 1));
+		}
+		w_teardown();
+	}
+}
+
+/* The handler jumps out: the page still reads its old data (it was not
+ * poisoned, its anon not dropped), and a later write lands. */
+Test(sigbus, failed_write_fault_leaves_the_page_as_it_was, .timeout = 60)
+{
+	sb_install();
+	for (size_t k = 0; k < sizeof w_cases / sizeof w_cases[0]; k++) {
+		const struct w_case *c = &w_cases[k];
+		unsigned char *p = c->wc_setup();
+		unsigned char old = p[5 * PG + 100];
+		inj_arm(c->wc_point, 0, 1, c->wc_err);
+		cr_assert_eq(sb_access(p + 5 * PG + 100, true, 0xa5, 1), -1,
+		             "%s: no SIGBUS", c->wc_name);
+		inj_reset();
+		cr_assert_eq(sb_access(p + 5 * PG + 100, false, 0, 1), 0,
+		             "%s: the page still reads", c->wc_name);
+		w_check(p, -1, c->wc_name);
+		cr_assert_eq(sb_val, old, "%s: old byte",
+		             c->wc_name);
+		p[5 * PG + 100] = 0x5a;
+		w_check(p, 0x5a, c->wc_name);
+		w_teardown();
+	}
+}
+
+/* ---- 3. SIGBUS blocked, ignored or at its default -------------------- */
+
+enum { SB_DEFAULT, SB_BLOCKED, SB_IGNORED };
+
+/* In a fork child: set SIGBUS up as how says, then read a page that
+ * raises SIGBUS: a managed page whose zero fill fails (write: a COW
+ * write that fails), or (native) a page of a shared mapping past the
+ * end of its empty memfd.  => the child's end (pu_wait). */
+static int sb_child(int how, bool managed, bool write)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit none = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &none);
+		volatile unsigned char *p;
+		if (managed) {
+			struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
+			if (!r)
+				_exit(20);
+			p = (unsigned char *)uvm_base(r) + 3 * PG;
+			if (write) {
+				*p = 1;
+				if (!uvm_copy(r))
+					_exit(21);
+			}
+			inj_arm(write ? INJ_POOL_WRITE : INJ_COPY, 0, -1,
+			        ENOMEM);
+		} else {
+			int fd = memfd_create("sigbus-native", 0);
+			p = mmap(NULL, PG, RW, MAP_SHARED, fd, 0);
+			if (fd < 0 || p == MAP_FAILED)
+				_exit(22);
+		}
+		if (how == SB_BLOCKED) {
+			sigset_t s;
+			sigemptyset(&s);
+			sigaddset(&s, SIGBUS);
+			pthread_sigmask(SIG_BLOCK, &s, NULL);
+		}
+		signal(SIGBUS, how == SB_IGNORED ? SIG_IGN : SIG_DFL);
+		if (write)
+			*p = 2;
+		else
+			(void)*p;
+		_exit(0);
+	}
+	return pu_wait(pid);
+}
+
+Test(sigbus, blocked_ignored_or_default_sigbus_kills_like_natively,
+     .timeout = 30)
+{
+	static const char *how[] = { "default", "blocked", "ignored" };
+	for (int h = SB_DEFAULT; h <= SB_IGNORED; h++) {
+		int native = sb_child(h, false, false);
+		cr_assert_eq(native, 1000 + SIGBUS, "native, %s: %d", how[h],
+		             native);
+		for (int w = 0; w < 2; w++) {
+			int st = sb_child(h, true, w);
+			cr_assert_eq(st, native, "managed %s, %s: %d, native %d",
+			             w ? "write" : "read", how[h], st, native);
+		}
+	}
+}
+
+/* ---- 4. a permanent failure ------------------------------------------ */
+
+/* A store over a buffer whose get fails (EIO) for pages [bad_lo, bad_hi). */
+struct pstore {
+	unsigned char data[NPG * PG];
+	volatile size_t bad_lo, bad_hi;
+};
+
+static int ps_get(void *cookie, uint64_t off, void *buf, size_t len)
+{
+	struct pstore *s = cookie;
+	for (uint64_t o = off; o < off + len; o += PG)
+		if (o / PG >= s->bad_lo && o / PG < s->bad_hi)
+			return -EIO;
+	memcpy(buf, s->data + off, len);
+	return 0;
+}
+
+static const struct uvm_pagerops ps_ops = { .pgo_get = ps_get };
+static struct pstore ps;
+
+static void ps_heal_at_3(int n)
+{
+	if (n == 3)
+		ps.bad_hi = 0;   /* the store works from the 4th try on */
+}
+
+Test(sigbus, permanent_failure_sigbus_on_every_access, .timeout = 30)
+{
+	sb_install();
+	ij_fill(ps.data, 4, 0, NPG);
+	ps.bad_lo = 6;
+	ps.bad_hi = 7;
+	struct uvm_region *r = uvm_map_object(&ps_ops, &ps, NPG * PG,
+	                                      PROT_READ, UVM_MAP_PRIVATE);
+	cr_assert_not_null(r);
+	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
+	unsigned char *p = uvm_base(r);
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(sb_access(p + 6 * PG, false, 0, 1), -1,
+		             "access %d: SIGBUS", k);
+		cr_assert_eq(sb_addr, p + 6 * PG);
+		cr_assert(ij_holds(p, 4, 8 + (size_t)k, 1),
+		          "other pages are served");
+	}
+	sb_expect_counts(s0, p0, 3, 0, "three accesses");
+	/* a handler that returns: the access is tried again after each
+	 * SIGBUS, and completes once the store works */
+	sb_on = ps_heal_at_3;
+	cr_assert_eq(sb_access(p + 6 * PG + 512, false, 0, 10), 0);
+	sb_on = NULL;
+	cr_assert_eq(sb_n, 3, "one SIGBUS per try");
+	cr_assert_eq(sb_val, ij_byte(4, 6, 512));
+	sb_expect_counts(s0, p0, 6, 0, "and three tries");
+	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
+	ij_all_gone();
+}
+
+/* ---- 5. accesses from the kernel ------------------------------------ */
+
+/* read(2) into a page whose zero fill fails: the kernel's access cannot
+ * be interrupted by the signal (it retries while one is pending), so the
+ * page is poisoned and read fails with EFAULT, as natively; the SIGBUS
+ * sent first is taken when read returns. */
+Test(sigbus, read_into_a_failing_page_fails_with_efault, .timeout = 30)
+{
+	struct uvm_region *r = sb_anon();
+	unsigned char *p = uvm_base(r);
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	cr_assert_eq(write(pfd[1], "hello", 5), 5);
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_COPY, 0, -1, ENOMEM);
+	sb_n = 0;
+	sb_bail = 100;
+	errno = 0;
+	ssize_t n = read(pfd[0], p + 9 * PG, 5);
+	int e = errno;
+	inj_reset();
+	cr_assert_eq(n, -1);
+	cr_assert_eq(e, EFAULT);
+	cr_assert_eq(sb_n, 1, "the SIGBUS sent first");
+	sb_expect_counts(s0, p0, 1, 1, "read(2)");
+	cr_assert_eq(sb_access(p + 9 * PG, false, 0, 1), -1,
+	             "the page is poisoned (docs/pager.md, Limits)");
+	cr_assert_eq(sb_access(p + 10 * PG, false, 0, 1), 0, "not its neighbour");
+	/* mlock's populate waits for the pager uninterruptibly: poisoned
+	 * at once, no signal; mlock fails */
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_COPY, 0, -1, ENOMEM);
+	sb_n = 0;
+	errno = 0;
+	int m = mlock(p + 11 * PG, PG);
+	e = errno;
+	inj_reset();
+	cr_assert_eq(m, -1);
+	cr_assert_eq(e, ENOMEM, "mlock: %s", strerror(e));
+	cr_assert_eq(sb_n, 0, "no SIGBUS for mlock");
+	sb_expect_counts(s0, p0, 0, 1, "mlock");
+	close(pfd[0]);
+	close(pfd[1]);
+	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
+	ij_all_gone();
+}
