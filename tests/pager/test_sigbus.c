@@ -424,6 +424,27 @@ Test(sigbus, permanent_failure_sigbus_on_every_access, .timeout = 30)
 	ij_all_gone();
 }
 
+/* The signal cannot be sent (injected): the page is poisoned, and the
+ * thread gets the poison's own SIGBUS (the last resort). */
+Test(sigbus, signal_that_cannot_be_sent_poisons_the_page, .timeout = 30)
+{
+	struct uvm_region *r = sb_anon();
+	unsigned char *p = uvm_base(r);
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_COPY, 0, 1, ENOMEM);
+	inj_arm(INJ_SIGNAL, 0, 1, EAGAIN);
+	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1);
+	cr_assert_eq(inj_failed(INJ_SIGNAL), 1);
+	inj_reset();
+	cr_assert_eq(sb_addr, p + 7 * PG);
+	cr_assert_neq(sb_code, SI_QUEUE, "the kernel's SIGBUS");
+	sb_expect_counts(s0, p0, 0, 1, "signal fails");
+	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1, "poisoned");
+	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
+	ij_all_gone();
+}
+
 /* ---- 5. accesses from the kernel ------------------------------------ */
 
 /* read(2) into a page whose zero fill fails: the kernel's access cannot
