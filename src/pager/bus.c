@@ -186,8 +186,11 @@ static void bus_poison(struct uvm_region *r, size_t i, bool missing)
 		if (an)
 			anon_unref(an);
 	}
-	if (rg_poison_pages(r, i, 1) != 0)
-		rg_poison_pages(r, 0, r->rg_npages);  /* last resort */
+	if (rg_poison_pages(r, i, 1) == 0) {
+		flt_wake(va, PG_SIZE);
+		return;
+	}
+	rg_poison_pages(r, 0, r->rg_npages);          /* last resort */
 	flt_wake(r->rg_base, r->rg_npages << PG_SHIFT);
 }
 
