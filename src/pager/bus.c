@@ -45,12 +45,16 @@
  * keep its private data: the slot's anon is dropped (region.c,
  * invariant 2: a slot's anon is what the page maps).
  *
- * A message read late (its thread was woken since, by a fault-around
- * of another thread or a release) may name a thread that no longer
- * waits for this page; if that fault fails, the thread still gets the
- * SIGBUS.  Such a fault is served already in every case the pager can
- * tell (flt_missing wakes it), so this needs a failure of the very
- * ioctl that would have found nothing to do.
+ * A message read late (its thread was woken since, by another thread's
+ * fault on the page, a release or a poisoned neighbour) may name a
+ * thread that no longer waits for this page; if serving it fails, that
+ * thread still gets the SIGBUS, or, if the SIGBUS of its last failure is
+ * still pending, the page is poisoned.  A late message finds its page
+ * served already (flt_missing only wakes it; a write finds the anon
+ * exclusive and unprotects it again), so this needs that ioctl to fail.
+ * The alternative, asking /proc whether the thread still sleeps in
+ * handle_userfault (wchan), is not reliable: it reads 0 while the
+ * thread is still on its way to sleep.
  *
  * Locking: uvm_lock held for everything here (pager.h).
  */

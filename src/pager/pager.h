@@ -256,8 +256,9 @@ struct uvm_pager {
 	bool up_user_only;         /* UFFD_USER_MODE_ONLY was needed */
 	bool up_poison_ioctl;      /* UFFDIO_POISON available */
 	bool up_thread_id;         /* messages carry the thread id */
-	uint64_t up_bus_signals;   /* failed faults given as a signal */
-	uint64_t up_bus_poisons;   /* ... given as a poisoned page */
+	uint64_t up_bus_signals;   /* failed faults given as a signal, */
+	uint64_t up_bus_poisons;   /* as a poisoned page (bus.c; uvm_lock;
+	                              tests read them) */
 	bool up_started;
 	pthread_t up_thread;
 	struct uvm_region **up_regions;  /* sorted by base */
