@@ -15,6 +15,9 @@
  *                                         the end of a group-stop: apply
  *                                         a pending sigblock, continue
  *   signal delivery      trace_signal()   pass the signal on unchanged
+ *                                         (a sleep whose notification it
+ *                                         withdrew is repaired first:
+ *                                         withdraw.c)
  *   death                trace_dead()     drop the thread
  *
  * The supervisor never changes what the program sees: signals are
@@ -30,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "supervisor/sleep.h"
 #include "supervisor/sv.h"
 
 #define TRACE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | \
@@ -154,6 +158,7 @@ static void trace_stop(struct sv_task *t, int sig)
 
 static void trace_signal(struct sv_task *t, int sig)
 {
+	sv_sleep_withdrawn(t->tk_tid);
 	trace_cont(t->tk_tid, sig);
 }
 

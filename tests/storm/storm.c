@@ -340,10 +340,10 @@ static void *nanosleep_intr_thread(void *arg)
 		CHECK(slept < LONE_MS - 100,
 		      "nanosleep interrupted only after %ld ms", slept);
 		/* The remainder is never understated and never more than was
-		 * asked; slept + rem exceeds the request by the time the call
-		 * waited for its notification's answer before the kernel
-		 * began the sleep (long under load or ASan, and when the
-		 * supervisor has just died): a hang bound only. */
+		 * asked; slept + rem exceeds the request by the time from our
+		 * clock read to the kernel's start of the sleep (long under
+		 * load or ASan): a hang bound only.  tests/storm/window.c
+		 * checks the time left with the supervisor stopped. */
 		CHECK(rem_ms <= LONE_MS && slept + rem_ms > LONE_MS - 250 &&
 		      slept + rem_ms < LONE_MS + HANG_MS,
 		      "nanosleep: slept %ld ms + rem %ld ms is not %ld ms",
