@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sc/sc.h"
+
 enum { V_NONE, V_THREAD, V_CPU, V_N };
 static const char *const vname[V_N] = { "none", "per-thread", "per-cpu" };
 
@@ -38,19 +40,11 @@ static _Atomic int turn;
 static int rounds = 20000;
 
 /* A context_switch dummy event on (pid, cpu), ring mapped read-only
- * (overwrite mode, as src/sc/perf.c).  => fd, or -1. */
+ * (overwrite mode), the event src/sc/perf.c opens.  => fd, or -1. */
 static int sw_open(pid_t pid, int cpu, void **ring)
 {
 	struct perf_event_attr a;
-	memset(&a, 0, sizeof a);
-	a.size = sizeof a;
-	a.type = PERF_TYPE_SOFTWARE;
-	a.config = PERF_COUNT_SW_DUMMY;
-	a.context_switch = 1;
-	a.exclude_kernel = 1;
-	a.exclude_hv = 1;
-	a.sample_id_all = 1;
-	a.sample_type = PERF_SAMPLE_CPU;
+	sc_perf_switch_attr(&a);
 	int fd = (int)syscall(SYS_perf_event_open, &a, pid, cpu, -1,
 	                      PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)

@@ -58,18 +58,23 @@ static bool perf_is_refusal(int e)
 	       e == ENODEV || e == EINVAL || e == EOPNOTSUPP;
 }
 
+void sc_perf_switch_attr(struct perf_event_attr *a)
+{
+	memset(a, 0, sizeof *a);
+	a->size = sizeof *a;
+	a->type = PERF_TYPE_SOFTWARE;
+	a->config = PERF_COUNT_SW_DUMMY;
+	a->context_switch = 1;
+	a->exclude_kernel = 1;    /* allowed at perf_event_paranoid <= 2 */
+	a->exclude_hv = 1;
+	a->sample_id_all = 1;
+	a->sample_type = PERF_SAMPLE_CPU;
+}
+
 static int perf_open_self(void)
 {
 	struct perf_event_attr a;
-	memset(&a, 0, sizeof a);
-	a.size = sizeof a;
-	a.type = PERF_TYPE_SOFTWARE;
-	a.config = PERF_COUNT_SW_DUMMY;
-	a.context_switch = 1;
-	a.exclude_kernel = 1;    /* allowed at perf_event_paranoid <= 2 */
-	a.exclude_hv = 1;
-	a.sample_id_all = 1;
-	a.sample_type = PERF_SAMPLE_CPU;
+	sc_perf_switch_attr(&a);
 	long fd = syscall(SYS_perf_event_open, &a, 0, -1, -1,
 	                  PERF_FLAG_FD_CLOEXEC);
 	return fd < 0 ? -errno : (int)fd;

@@ -110,6 +110,11 @@ SC_HIDDEN char *sc_perf_reserve(unsigned nrings);
  *    something unexpected. Lock-free, no system call. */
 SC_HIDDEN int sc_perf_read(const char *ring, int *state, int *cpu);
 
+/* Fill *a with the context-switch event every ring uses (16-byte
+ * records carrying the CPU; see perf.c).  Benchmarks open the same. */
+struct perf_event_attr;
+SC_HIDDEN void sc_perf_switch_attr(struct perf_event_attr *a);
+
 /* errno of the refusal, 0 while perf has not been refused. */
 SC_HIDDEN int sc_perf_refused(void);
 
