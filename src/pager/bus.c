@@ -41,6 +41,11 @@
  *   - no thread id (the kernel lacks THREAD_ID), the status cannot be
  *     read (the fault comes from another process: process_vm_writev),
  *     or the signal cannot be sent.
+ * A fault inside a system call keeps retrying while the pager works, so
+ * messages it queued before its page was poisoned may still be read:
+ * a missing page that holds a poison marker already (bus_marked, from
+ * /proc/self/pagemap) is only woken, and UFFDIO_COPY's EEXIST there is
+ * no failure (fault.c, flt_found).
  * A page poisoned for a write fault (present, write-protected) cannot
  * keep its private data: the slot's anon is dropped (region.c,
  * invariant 2: a slot's anon is what the page maps).
@@ -172,19 +177,44 @@ static bool bus_deliverable(uint32_t tid)
 	return t.bt_state != 'D';
 }
 
+/* Does the page table hold a poison marker at va (UFFDIO_POISON, from
+ * an earlier failure of this page)?  /proc/self/pagemap shows a marker
+ * as a swap entry (bit 62) without uffd-wp (bit 57, the write-protect
+ * marker); a shmem page is never a swap entry in the page table, and a
+ * missing page cannot be migrating.  => uvm_lock held. */
+static bool bus_marked(uintptr_t va)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = pread(fd, &e, sizeof e, (off_t)(va >> PG_SHIFT) * 8) ==
+	          (ssize_t)sizeof e;
+	close(fd);
+	return ok && (e >> 62 & 1) && !(e >> 57 & 1);
+}
+
 /* The last resort: poison page i (see the top).  missing: the fault was
  * for a page not present (UFFDIO_POISON applies).
  * => uvm_lock held. */
 static void bus_poison(struct uvm_region *r, size_t i, bool missing)
 {
 	uintptr_t va = r->rg_base + (i << PG_SHIFT);
-	uvm_pager.up_bus_poisons++;
 	if (missing && uvm_pager.up_poison_ioctl) {
 		struct uffdio_poison p = { .range = { va, PG_SIZE } };
-		if (!inj_fail(INJ_POISON) &&
-		    ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p) == 0)
+		int e = inj_fail(INJ_POISON);
+		if (!e && ioctl(uvm_pager.up_uffd, UFFDIO_POISON, &p))
+			e = -errno;
+		if (e == -EEXIST) {        /* poisoned already, or served */
+			flt_wake(va, PG_SIZE);
 			return;
+		}
+		if (!e) {
+			uvm_pager.up_bus_poisons++;
+			return;
+		}
 	}
+	uvm_pager.up_bus_poisons++;
 	if (!r->rg_needs_copy && r->rg_amap) {
 		struct vm_anon *an = amap_remove(r->rg_amap, i);
 		if (an)
@@ -203,8 +233,15 @@ static void bus_poison(struct uvm_region *r, size_t i, bool missing)
  * => uvm_lock held. */
 void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 {
-	if (bus_deliverable(tid) &&
-	    bus_signal(tid, r->rg_base + (i << PG_SHIFT)) == 0) {
+	uintptr_t va = r->rg_base + (i << PG_SHIFT);
+	if (missing && uvm_pager.up_poison_ioctl && bus_marked(va)) {
+		/* poisoned since the message was queued (a fault inside a
+		 * system call retries at once): the retry takes the
+		 * marker's SIGBUS, this is no failure of its own */
+		flt_wake(va, PG_SIZE);
+		return;
+	}
+	if (bus_deliverable(tid) && bus_signal(tid, va) == 0) {
 		uvm_pager.up_bus_signals++;
 		return;
 	}

@@ -429,6 +429,20 @@ static int flt_obj_write(struct uvm_region *r, size_t i)
 	return e;
 }
 
+/* e, the result of filling missing page i, or 0 if the fill found the
+ * page table holding something already (-EEXIST from UFFDIO_COPY): a
+ * poison marker (bus.c) or a page.  The thread is woken and its retry
+ * finds it: a message read after its page was poisoned (a fault inside
+ * a system call retries at once) is not a second failure.
+ * => uvm_lock held. */
+static int flt_found(struct uvm_region *r, size_t i, int e)
+{
+	if (e != -EEXIST)
+		return e;
+	flt_wake(flt_va(r, i), PG_SIZE);
+	return 0;
+}
+
 static int flt_missing(struct uvm_region *r, size_t i)
 {
 	int e = rg_prepare_amap(r);
@@ -449,12 +463,12 @@ static int flt_missing(struct uvm_region *r, size_t i)
 		return 0;
 	}
 	if (r->rg_obj)
-		return flt_obj_missing(r, i, true);
+		return flt_found(r, i, flt_obj_missing(r, i, true));
 	size_t lo, hi;
 	flt_around(r, i, &lo, &hi);
 	int n = flt_zerofill(r, i, lo, hi);
 	if (n < 0)
-		return n;
+		return flt_found(r, i, n);
 	r->rg_st.us_fault_zero++;
 	r->rg_st.us_fault_around += (uint64_t)n - 1;
 	/* UFFDIO_COPY woke the page's waiters if it reached the page; a

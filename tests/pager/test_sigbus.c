@@ -490,10 +490,20 @@ Test(sigbus, signal_that_cannot_be_sent_poisons_the_page, .timeout = 30)
 
 /* ---- 5. accesses from the kernel ------------------------------------ */
 
+/* On the pager thread: each fill takes a while, so that a thread
+ * retrying its fault in the kernel queues messages meanwhile. */
+static void sb_slow_fill(enum inj_point pt)
+{
+	if (pt == INJ_COPY)
+		usleep(2000);
+}
+
 /* read(2) into a page whose zero fill fails: the kernel's access cannot
  * be interrupted by the signal (it retries while one is pending), so the
  * page is poisoned and read fails with EFAULT, as natively; the SIGBUS
- * sent first is taken when read returns. */
+ * sent first is taken when read returns.  Messages the retrying read
+ * queued before the poison are not failures of their own (one poison,
+ * one signal), however slow the pager. */
 Test(sigbus, read_into_a_failing_page_fails_with_efault, .timeout = 30)
 {
 	struct uvm_region *r = sb_anon();
@@ -504,6 +514,7 @@ Test(sigbus, read_into_a_failing_page_fails_with_efault, .timeout = 30)
 	uint64_t s0, p0;
 	sb_counts(&s0, &p0);
 	inj_arm(INJ_COPY, 0, -1, ENOMEM);
+	inj_set_cb(sb_slow_fill);
 	sb_n = 0;
 	sb_bail = 100;
 	errno = 0;
