@@ -23,7 +23,8 @@
  * see (sample.c), as after a notified sleep.  A perf-source slot needs
  * nothing: the kernel records the switch-out.
  *
- * Still notified, with the window (README, limits):
+ * Still notified (a signal in their window is repaired by the supervisor
+ * while it lives, withdraw.c; after its death the window is back):
  *   - a sleep of a thread with an illumos request pending in its slot
  *     (sc_sigblock, SC_CANCEL_FLG, SC_PARK_FLG): the supervisor applies
  *     it on the notification (notify.c, step 2), so the call is made
