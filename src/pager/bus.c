@@ -51,7 +51,8 @@
  * invariant 2: a slot's anon is what the page maps).
  *
  * A message read late (its thread was woken since, by another thread's
- * fault on the page, a release or a poisoned neighbour) may name a
+ * fault on the page, a release, or a last-resort poison of the whole
+ * region) may name a
  * thread that no longer waits for this page; if serving it fails, that
  * thread still gets the SIGBUS, or, if the SIGBUS of its last failure is
  * still pending, the page is poisoned.  A late message finds its page
