@@ -52,10 +52,9 @@
  *
  * A message read late (its thread was woken since, by another thread's
  * fault on the page, a release, or a last-resort poison of the whole
- * region) may name a
- * thread that no longer waits for this page; if serving it fails, that
- * thread still gets the SIGBUS, or, if the SIGBUS of its last failure is
- * still pending, the page is poisoned.  A late message finds its page
+ * region) may name a thread that no longer waits for this page; if
+ * serving it fails, that thread still gets the SIGBUS, or, if the
+ * SIGBUS of its last failure is still pending, the page is poisoned.  A late message finds its page
  * served already (flt_missing only wakes it; a write finds the anon
  * exclusive and unprotects it again), so this needs that ioctl to fail.
  * The alternative, asking /proc whether the thread still sleeps in
