@@ -54,9 +54,10 @@
  * fault on the page, a release, or a last-resort poison of the whole
  * region) may name a thread that no longer waits for this page; if
  * serving it fails, that thread still gets the SIGBUS, or, if the
- * SIGBUS of its last failure is still pending, the page is poisoned.  A late message finds its page
- * served already (flt_missing only wakes it; a write finds the anon
- * exclusive and unprotects it again), so this needs that ioctl to fail.
+ * SIGBUS of its last failure is still pending, the page is poisoned.
+ * A late message finds its page served already (flt_missing only wakes
+ * it; a write finds the anon exclusive and unprotects it again), so this
+ * needs that ioctl to fail.
  * The alternative, asking /proc whether the thread still sleeps in
  * handle_userfault (wchan), is not reliable: it reads 0 while the
  * thread is still on its way to sleep.
