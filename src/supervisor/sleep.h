@@ -1,8 +1,8 @@
 /*
  * sleep.h - the program's sleeps, made without a seccomp notification
- * (sleep.c; called by the preload's wrappers only, preload/sleep.c),
- * and the supervisor's repair of notified ones a signal withdrew
- * (withdraw.c).
+ * (sleep.c; called by the preload's wrappers only, preload/sleep.c).
+ * The supervisor's repair of notified ones a signal withdrew is
+ * withdraw.h.
  *
  * Each function has the contract of the libc function of the same name
  * (glibc's, on Linux: return values, errno, the time left, cancellation
@@ -25,11 +25,5 @@ SC_HIDDEN unsigned sv_sleep_sleep(unsigned seconds);
 SC_HIDDEN int sv_sleep_usleep(useconds_t usec);
 SC_HIDDEN int sv_sleep_thrd_sleep(const struct timespec *req,
                                   struct timespec *rem);
-
-/* Supervisor, main thread (the tracer), at tid's signal-delivery stop:
- * a notified nanosleep or clock_nanosleep that the signal withdrew
- * before its answer gets a native outcome (withdraw.c); anything else
- * is left alone. */
-SC_HIDDEN void sv_sleep_withdrawn(pid_t tid);
 
 #endif /* SC_SUPERVISOR_SLEEP_H */

@@ -15,7 +15,7 @@
  *                                         the end of a group-stop: apply
  *                                         a pending sigblock, continue
  *   signal delivery      trace_signal()   pass the signal on unchanged
- *                                         (a sleep whose notification it
+ *                                         (a call whose notification it
  *                                         withdrew is repaired first:
  *                                         withdraw.c)
  *   death                trace_dead()     drop the thread
@@ -33,7 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "supervisor/sleep.h"
+#include "supervisor/withdraw.h"
 #include "supervisor/sv.h"
 
 #define TRACE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | \
@@ -158,7 +158,7 @@ static void trace_stop(struct sv_task *t, int sig)
 
 static void trace_signal(struct sv_task *t, int sig)
 {
-	sv_sleep_withdrawn(t->tk_tid);
+	sv_withdrawn(t->tk_tid);
 	trace_cont(t->tk_tid, sig);
 }
 
