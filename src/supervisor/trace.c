@@ -158,7 +158,7 @@ static void trace_stop(struct sv_task *t, int sig)
 
 static void trace_signal(struct sv_task *t, int sig)
 {
-	sv_withdrawn(t->tk_tid);
+	sv_withdrawn(t->tk_tid, sig);
 	trace_cont(t->tk_tid, sig);
 }
 

@@ -31,6 +31,11 @@
  *
  * The call never began, so the time left is the whole timeout (relative
  * ones restart with it; poll's restart block would keep an end time).
+ * A signal that neither runs a handler nor stops the thread (ignored,
+ * or ignored by default: SIGCHLD, SIGURG, SIGWINCH, SIGCONT) still
+ * withdraws a traced thread's notification; natively it does not reach
+ * the wait at all, so the outcome is a restart (-ERESTARTNOINTR),
+ * whatever the call.
  *
  * Arguments a native call would refuse before waiting (EFAULT, EINVAL)
  * give rax = -ERESTARTNOINTR: the handler runs, then the call is made
@@ -53,10 +58,13 @@
  * delivered signal, a few reads per withdrawn call.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -296,6 +304,31 @@ static long wd_wait(pid_t tid, const wd_regs *r)
 	return options & WNOHANG ? WD_REDO : WD_LEAVE;
 }
 
+/* sig runs a handler in tid, or stops it (natively the waits above
+ * then end); otherwise it is ignored (SigIgn, or a default action of
+ * ignoring: a traced thread still has it queued, and it withdraws the
+ * notification), and the native call goes on as if nothing came. */
+static bool wd_signal_ends_wait(pid_t tid, int sig)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	const char *ign = strstr(buf, "SigIgn:"), *cgt = strstr(buf, "SigCgt:");
+	if (!ign || !cgt || sig < 1 || sig > 64)
+		return true;
+	uint64_t bit = 1ULL << (sig - 1);
+	if (strtoull(cgt + 7, NULL, 16) & bit)
+		return true;
+	return !(strtoull(ign + 7, NULL, 16) & bit) && sig != SIGCHLD &&
+	       sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
+}
+
 static const struct {
 	long wc_nr;
 	long (*wc_outcome)(pid_t tid, const wd_regs *r); /* => new rax */
@@ -310,7 +343,7 @@ static const struct {
 	{ SYS_waitid, wd_wait },
 };
 
-void sv_withdrawn(pid_t tid)
+void sv_withdrawn(pid_t tid, int sig)
 {
 	wd_regs r;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0 || r.cs != WD_USER_CS_64 ||
@@ -323,14 +356,17 @@ void sv_withdrawn(pid_t tid)
 		long rax = withdraw_calls[i].wc_outcome(tid, &r);
 		if (rax == WD_LEAVE)
 			return;
+		if (!wd_signal_ends_wait(tid, sig))
+			rax = WD_REDO;
 		r.rax = (unsigned long long)rax;
 		(void)ptrace(PTRACE_SETREGS, tid, 0, &r);
 		return;
 	}
 }
 #else
-void sv_withdrawn(pid_t tid)
+void sv_withdrawn(pid_t tid, int sig)
 {
 	(void)tid;
+	(void)sig;
 }
 #endif

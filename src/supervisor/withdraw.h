@@ -11,7 +11,8 @@
 
 /* Main thread (the tracer), at tid's signal-delivery stop: a notified
  * call the signal withdrew before its answer gets the outcome of the
- * native call interrupted as it began; anything else is left alone. */
-SC_HIDDEN void sv_withdrawn(pid_t tid);
+ * native call interrupted as it began (sig: the signal being delivered);
+ * anything else is left alone. */
+SC_HIDDEN void sv_withdrawn(pid_t tid, int sig);
 
 #endif /* SC_SUPERVISOR_WITHDRAW_H */
