@@ -10,10 +10,11 @@
  * handler ran was a hang.  Before the kernel decides, the thread stops
  * for the signal's delivery (we trace it) with that value in rax, so
  * trace.c calls sv_withdrawn() there and we rewrite rax, for the calls
- * of withdraw_calls[] only, each of which never ends with -ERESTARTSYS
- * natively (so the value means "withdrawn"; fs/select.c,
- * fs/eventpoll.c, kernel/signal.c, kernel/futex/waitwake.c,
- * kernel/exit.c, kernel/time/):
+ * of withdraw_calls[] only, and only in the cases where they never end
+ * with -ERESTARTSYS natively (so the value means "withdrawn"; checked
+ * natively by tests/storm/window.c: EINTR after an SA_RESTART handler;
+ * sources fs/select.c, fs/eventpoll.c, kernel/signal.c,
+ * kernel/futex/waitwake.c, kernel/exit.c, kernel/time/):
  *
  *   call                        native code, when a signal interrupts it
  *   nanosleep, clock_nanosleep  ERESTART_RESTARTBLOCK / ERESTARTNOHAND
@@ -46,11 +47,13 @@
  * fd (/proc/TID/fd); not checked: the fds of poll and select (natively
  * POLLNVAL or EBADF at once) and their readiness, epoll's event buffer
  * (natively EFAULT only for a kernel address): those get EINTR, and the
- * program's retry sees the native result.  rt_sigtimedwait for a signal
- * it does not block gets EINTR and the handler where natively it
- * returns the signal (POSIX leaves this undefined).  rt_sigsuspend,
- * ppoll, pselect6 and epoll_pwait[2]'s handler runs with the thread's
- * own mask, not the call's (the call never set it).
+ * program's retry sees the native result.  rt_sigtimedwait hit by a
+ * signal of its own set that the thread left unblocked gets EINTR and
+ * the handler where natively it returns the signal (POSIX leaves this
+ * undefined).  The masks of rt_sigsuspend, ppoll, pselect6 and
+ * epoll_pwait[2] were never set: only a signal the thread's own mask
+ * lets through withdraws them (others wait for the kernel's call), and
+ * its handler runs with that mask.
  *
  * If the supervisor is stopped, the thread waits in its delivery stop
  * until we run: the outcome is the same.  Only x86_64 tasks (cs 0x33):
@@ -211,8 +214,11 @@ static long wd_ppoll(pid_t tid, const wd_regs *r)
  * timespec; its sixth argument points to { sigset_t *, size }). */
 static long wd_select(pid_t tid, const wd_regs *r)
 {
+	/* The kernel reads at most its fd table's size of each set; that is
+	 * at most fs.nr_open (default 2^20) bits: read no more. */
 	int n = (int)r->rdi;
-	size_t bytes = ((size_t)(n < 0 ? 0 : n) + 63) / 64 * 8;
+	size_t bits = n < 0 ? 0 : n > (1 << 20) ? (1 << 20) : (size_t)n;
+	size_t bytes = (bits + 63) / 64 * 8;
 	struct timespec ts = { 0, 0 };
 	if (n < 0 || (r->rsi && !wd_readable(tid, r->rsi, bytes)) ||
 	    (r->rdx && !wd_readable(tid, r->rdx, bytes)) ||
