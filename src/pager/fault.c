@@ -341,13 +341,22 @@ static int flt_obj_missing(struct uvm_region *r, size_t i, bool wake)
  * them there, for anons nan[] (the caller then puts them in the amap).
  * The data reaches the pool before the mapping changes: between mmap and
  * UFFDIO_REGISTER the new mapping is not watched, and a thread touching
- * it then must find the right page.  If the new pages cannot be mapped,
- * the old pages are mapped and write-protected again (they are shared:
- * region.c, invariant 5), so nothing changed; only if that fails too
- * are the pages poisoned (a mapping must always show its slot's anon:
- * region.c, invariant 2).
+ * it then must find the right page.  If the new pages cannot be mapped:
+ *   - the range still registered (the mmap failed and the kernel kept
+ *     the old mapping): it is write-protected again (it may have lost
+ *     its page-table entries) and nothing changed.  It is not mapped
+ *     again: the old pages are shared, and a thread writing them between
+ *     that mmap and their protection would write them in place (region.c,
+ *     invariant 5);
+ *   - else (the registration failed: the new pages are mapped, not
+ *     watched) the old pages are mapped and protected again.  That
+ *     window remains: a write in it lands in the shared pages, and a
+ *     write the new pages took is lost;
+ *   - only if that fails too are the pages poisoned (a mapping must
+ *     always show its slot's anon: region.c, invariant 2).
  * => uvm_lock held.  0: mapped; 1: poisoned (nan[] dropped, threads
- *    woken); -errno: nothing changed (nan[] dropped). */
+ *    woken; the caller empties the slots); -errno: nothing changed
+ *    (nan[] dropped). */
 static int flt_place(struct uvm_region *r, size_t i, size_t n,
                      struct vm_anon **nan, const unsigned char *buf)
 {
@@ -369,10 +378,15 @@ static int flt_place(struct uvm_region *r, size_t i, size_t n,
 		rg_setmap(r, i + k, was[k]);
 		anon_unref(nan[k]);
 	}
+	if (!flt_wp(flt_va(r, i), n << PG_SHIFT, true)) {
+		rg_set_wp(r, i, n, true);       /* the old mapping, intact */
+		return e;
+	}
 	if (!rg_remap(r, i, n) && !rg_protect(r, i, n))
 		return e;
 	if (rg_poison_pages(r, i, n))
 		rg_poison_pages(r, 0, r->rg_npages);
+	uvm_pager.up_bus_poisons++;
 	flt_wake(flt_va(r, i), n << PG_SHIFT);
 	return 1;
 }
@@ -512,13 +526,16 @@ static int flt_cow(struct uvm_region *r, size_t i)
 	}
 	/* pages [i, i+n) are ready */
 	int e = flt_place(r, i, n, nan, buf);
-	if (e)
-		return e < 0 ? e : 0;
+	if (e < 0)
+		return e;
 	for (size_t k = 0; k < n; k++) {
 		amap_remove(r->rg_amap, i + k);
-		amap_add(r->rg_amap, i + k, nan[k]);
-		anon_unref(old[k]);
+		if (!e)
+			amap_add(r->rg_amap, i + k, nan[k]);
+		anon_unref(old[k]);   /* poisoned: the slot is empty */
 	}
+	if (e)
+		return 0;
 	r->rg_st.us_fault_1b++;
 	r->rg_st.us_fault_around += n - 1;
 	rg_maybe_collapse(r);

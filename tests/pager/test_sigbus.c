@@ -9,6 +9,8 @@
  *   - a failed write fault (1A, 1B, 2B, a shared object's write in
  *     place): one SIGBUS, the page keeps its data, the retried write
  *     lands;
+ *   - a COW copy that cannot be mapped never maps the shared page
+ *     writable while unwatched (a write there reached the source);
  *   - SIGBUS blocked, ignored or left at its default: the process dies
  *     of SIGBUS, as with a native mapping's SIGBUS (fork children);
  *   - a permanent failure: SIGBUS on every access, other pages served;
@@ -269,7 +271,6 @@ static const struct w_case w_cases[] = {
 	{ "1B, pool full", w_cow, INJ_POOL_WRITE, ENOSPC },
 	{ "1B, pool unreadable", w_cow, INJ_POOL_READ, EIO },
 	{ "1B, copy cannot be mapped", w_cow, INJ_MMAP, ENOMEM },
-	{ "1B, copy cannot be registered", w_cow, INJ_REGISTER, ENOMEM },
 	{ "2B, pool full", w_promote, INJ_POOL_WRITE, ENOSPC },
 	{ "2B, copy cannot be mapped", w_promote, INJ_MMAP, ENOMEM },
 	{ "shared, unprotect fails", w_shared, INJ_WP, ENOMEM },
@@ -340,6 +341,64 @@ Test(sigbus, failed_write_fault_leaves_the_page_as_it_was, .timeout = 60)
 		w_check(p, 0x5a, c->wc_name);
 		w_teardown();
 	}
+}
+
+/* A COW copy that cannot be mapped, with another thread writing the page
+ * meanwhile (the hook runs where the kernel mapping is not watched: after
+ * an mmap, before UFFDIO_REGISTER).  The shared page must never be mapped
+ * writable there: the write would land in the source (region.c,
+ * invariant 5).  A write made to the new copy there is kept. */
+static unsigned char *volatile ww_page;   /* the page the writer writes */
+
+static void ww_write_in_window(uintptr_t va, size_t len)
+{
+	unsigned char *p = ww_page;
+	if (p && (uintptr_t)p >= va && (uintptr_t)p < va + len)
+		p[1024] = 0x77;   /* plain store: the mapping is unwatched */
+}
+
+static void ww_case(enum inj_point pt, int count, int want_sigbus)
+{
+	unsigned char *p = w_cow();
+	inj_arm(pt, 0, count, ENOMEM);
+	ww_page = p + 5 * PG;
+	__atomic_store_n(&uvm_pager.up_test_window, ww_write_in_window,
+	                 __ATOMIC_RELEASE);
+	int a = sb_access(p + 5 * PG + 100, true, 0xa5, 2);
+	__atomic_store_n(&uvm_pager.up_test_window, NULL, __ATOMIC_RELEASE);
+	ww_page = NULL;
+	inj_reset();
+	cr_assert_eq(a, 0, "point %d: SIGBUS %d times", pt, sb_n);
+	cr_assert_eq(sb_n, want_sigbus, "point %d", pt);
+	const unsigned char *src = uvm_base(ws);
+	cr_assert(src[5 * PG + 1024] == ij_byte(1, 5, 1024) &&
+	          ij_holds(src, 1, 0, NPG),
+	          "point %d: the source was written through the copy", pt);
+	cr_assert_eq(p[5 * PG + 100], 0xa5, "point %d: the write", pt);
+	cr_assert_eq(p[5 * PG + 1024], 0x77, "point %d: the window's write", pt);
+	w_teardown();
+}
+
+Test(sigbus, failed_cow_mapping_never_maps_the_shared_page_writable,
+     .timeout = 30)
+{
+	sb_install();
+	/* mmap fails: the old mapping stays, one SIGBUS, the retry lands */
+	ww_case(INJ_MMAP, 1, 1);
+	/* UFFDIO_REGISTER keeps failing: the page is poisoned (the last
+	 * resort, losing the copy's data), the source is untouched */
+	unsigned char *p = w_cow();
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_REGISTER, 0, -1, ENOMEM);
+	cr_assert_eq(sb_access(p + 5 * PG + 100, true, 0xa5, 1), -1);
+	inj_reset();
+	cr_assert_neq(sb_code, SI_QUEUE, "the poisoned page's SIGBUS");
+	sb_expect_counts(s0, p0, 0, 1, "register fails");
+	cr_assert(ij_holds(uvm_base(ws), 1, 0, NPG), "the source");
+	cr_assert_eq(sb_access(p + 5 * PG, false, 0, 1), -1, "poisoned");
+	cr_assert(ij_holds(p, 1, 6, NPG - 6), "the other pages");
+	w_teardown();
 }
 
 /* ---- 3. SIGBUS blocked, ignored or at its default -------------------- */
