@@ -29,7 +29,9 @@
  * open and read only: the pager's rules, pager.h):
  *   - SIGBUS is blocked in the thread or ignored: the kernel forces a
  *     synchronous SIGBUS to its default action (the process dies), and
- *     the poisoned page's own SIGBUS does the same;
+ *     the poisoned page's own SIGBUS does the same.  Ignored is checked
+ *     again after the send: another thread may set SIG_IGN in between,
+ *     and the kernel drops a signal sent then without waking anyone;
  *   - SIGBUS is already pending for the thread: it faulted again
  *     without taking the one sent for its last failed fault, which is
  *     what a fault inside a system call does (a kernel access to user
@@ -178,6 +180,14 @@ static bool bus_deliverable(uint32_t tid)
 	return t.bt_state != 'D';
 }
 
+/* Is SIGBUS ignored now (checked again after the send: a signal sent
+ * while it is ignored is dropped and wakes nobody)?  => uvm_lock held. */
+static bool bus_ignored(uint32_t tid)
+{
+	struct bus_thread t;
+	return bus_thread(tid, &t) == 0 && (t.bt_ignored & BUS_BIT);
+}
+
 /* Does the page table hold a poison marker at va (UFFDIO_POISON, from
  * an earlier failure of this page)?  /proc/self/pagemap shows a marker
  * as a swap entry (bit 62) without uffd-wp (bit 57, the write-protect
@@ -243,8 +253,13 @@ void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 		return;
 	}
 	if (bus_deliverable(tid) && bus_signal(tid, va) == 0) {
-		uvm_pager.up_bus_signals++;
-		return;
+		if (!bus_ignored(tid)) {
+			uvm_pager.up_bus_signals++;
+			return;
+		}
+		/* ignored since the look (another thread's sigaction): the
+		 * kernel may have dropped the signal, which then woke
+		 * nobody; the poison wakes the thread */
 	}
 	bus_poison(r, i, missing);
 }

@@ -466,6 +466,37 @@ Test(sigbus, blocked_ignored_or_default_sigbus_kills_like_natively,
 	}
 }
 
+/* On the pager thread, between its look at the thread's SIGBUS and the
+ * send: another thread sets SIGBUS to SIG_IGN.  The signal is dropped
+ * and wakes nobody; the faulting thread must not wait for ever. */
+static void sb_ignore_before_send(enum inj_point pt)
+{
+	if (pt == INJ_SIGNAL)
+		signal(SIGBUS, SIG_IGN);
+}
+
+Test(sigbus, sigbus_ignored_just_before_the_send_kills_not_hangs,
+     .timeout = 30)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit none = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &none);
+		alarm(10);   /* a fault left waiting ends the child: SIGALRM */
+		sb_install();
+		struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
+		if (!r)
+			_exit(20);
+		inj_arm(INJ_COPY, 0, -1, ENOMEM);
+		inj_set_cb(sb_ignore_before_send);
+		(void)*(volatile unsigned char *)((char *)uvm_base(r) + 3 * PG);
+		_exit(0);
+	}
+	int st = pu_wait(pid);
+	cr_assert_eq(st, 1000 + SIGBUS, "child: %d (%d: left waiting)", st,
+	             1000 + SIGALRM);
+}
+
 /* ---- 4. a permanent failure ------------------------------------------ */
 
 /* A store over a buffer whose get fails (EIO) for pages [bad_lo, bad_hi). */
