@@ -97,13 +97,16 @@ struct bus_thread {
 	uint64_t bt_ignored;   /* SigIgn (the process's dispositions) */
 };
 
-/* The hex mask after "<key>:\t" in text, or 0 if there is none. */
-static uint64_t bus_mask(const char *text, const char *key)
+/* The hex mask on the line "<key>:\t<mask>\n" of text into *m.  A line
+ * missing or cut short (the buffer ends inside it: a long Groups line
+ * comes first) is no answer: its low bits, SIGBUS's, would read as 0.
+ * => whether the whole line was there. */
+static bool bus_mask(const char *text, const char *key, uint64_t *m)
 {
 	const char *p = strstr(text, key);
-	uint64_t m = 0;
+	*m = 0;
 	if (!p)
-		return 0;
+		return false;
 	for (p += strlen(key); *p == ':' || *p == '\t' || *p == ' '; p++)
 		;
 	for (;; p++) {
@@ -113,13 +116,14 @@ static uint64_t bus_mask(const char *text, const char *key)
 		else if (*p >= 'a' && *p <= 'f')
 			d = (unsigned)(*p - 'a' + 10);
 		else
-			return m;
-		m = m << 4 | d;
+			return *p == '\n';
+		*m = *m << 4 | d;
 	}
 }
 
 /* Read /proc/self/task/TID/status into t.  No malloc, no stdio.
- * => 0, or -errno (no such thread of this process). */
+ * => 0, or -errno (no such thread of this process; -EIO: a line
+ *    missing or beyond the buffer). */
 static int bus_thread(uint32_t tid, struct bus_thread *t)
 {
 	char path[48] = "/proc/self/task/", digits[12];
@@ -142,14 +146,13 @@ static int bus_thread(uint32_t tid, struct bus_thread *t)
 	close(fd);
 	buf[n] = 0;
 	const char *s = strstr(buf, "State:");
-	if (!s || !strstr(buf, "SigBlk:"))
+	if (!s || !bus_mask(buf, "SigPnd", &t->bt_pending) ||
+	    !bus_mask(buf, "SigBlk", &t->bt_blocked) ||
+	    !bus_mask(buf, "SigIgn", &t->bt_ignored))
 		return -EIO;
 	for (s += 6; *s == '\t' || *s == ' '; s++)
 		;
 	t->bt_state = *s;
-	t->bt_pending = bus_mask(buf, "SigPnd");
-	t->bt_blocked = bus_mask(buf, "SigBlk");
-	t->bt_ignored = bus_mask(buf, "SigIgn");
 	return 0;
 }
 
