@@ -467,6 +467,37 @@ Test(sigbus, blocked_ignored_or_default_sigbus_kills_like_natively,
 	}
 }
 
+/* In a fork child: no core file, SIGALRM after 10 s (a fault left
+ * waiting ends the child so), a new region.  => its base. */
+static unsigned char *sb_child_region(void)
+{
+	struct rlimit none = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &none);
+	alarm(10);
+	struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
+	if (!r)
+		_exit(20);
+	return uvm_base(r);
+}
+
+/* In a fork child: read page 3 of p while its zero fill keeps failing. */
+static void sb_child_read(unsigned char *p)
+{
+	inj_arm(INJ_COPY, 0, -1, ENOMEM);
+	(void)*(volatile unsigned char *)(p + 3 * PG);
+	_exit(0);
+}
+
+/* The end of a child that must die of SIGBUS, not be left waiting. */
+static void sb_expect_sigbus_death(pid_t pid)
+{
+	int st = pu_wait(pid);
+	if (st == 77)
+		cr_skip_test("setgroups: EPERM (needs CAP_SETGID)");
+	cr_assert_eq(st, 1000 + SIGBUS, "child: %d (%d: left waiting)", st,
+	             1000 + SIGALRM);
+}
+
 /* On the pager thread, between its look at the thread's SIGBUS and the
  * send: another thread sets SIGBUS to SIG_IGN.  The signal is dropped
  * and wakes nobody; the faulting thread must not wait for ever. */
@@ -481,21 +512,12 @@ Test(sigbus, sigbus_ignored_just_before_the_send_kills_not_hangs,
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		struct rlimit none = { 0, 0 };
-		setrlimit(RLIMIT_CORE, &none);
-		alarm(10);   /* a fault left waiting ends the child: SIGALRM */
+		unsigned char *p = sb_child_region();
 		sb_install();
-		struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
-		if (!r)
-			_exit(20);
-		inj_arm(INJ_COPY, 0, -1, ENOMEM);
 		inj_set_cb(sb_ignore_before_send);
-		(void)*(volatile unsigned char *)((char *)uvm_base(r) + 3 * PG);
-		_exit(0);
+		sb_child_read(p);
 	}
-	int st = pu_wait(pid);
-	cr_assert_eq(st, 1000 + SIGBUS, "child: %d (%d: left waiting)", st,
-	             1000 + SIGALRM);
+	sb_expect_sigbus_death(pid);
 }
 
 /* Where "SigIgn:" starts in this thread's /proc status, as the pager
@@ -528,12 +550,7 @@ Test(sigbus, sigbus_ignored_past_a_long_groups_line_kills_not_hangs,
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		struct rlimit none = { 0, 0 };
-		setrlimit(RLIMIT_CORE, &none);
-		alarm(10);   /* a fault left waiting ends the child: SIGALRM */
-		struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
-		if (!r)
-			_exit(20);
+		unsigned char *p = sb_child_region();
 		signal(SIGBUS, SIG_IGN);
 		/* a group adds its digits and a space (none for the first) */
 		long d = 4095 - 2 - sb_sigign_at();
@@ -554,15 +571,9 @@ Test(sigbus, sigbus_ignored_past_a_long_groups_line_kills_not_hangs,
 		long at = sb_sigign_at();
 		if (at < 4095 - 2 - 8 || at > 4095 - 2 + 8)
 			_exit(23);   /* the read does not end in SigIgn */
-		inj_arm(INJ_COPY, 0, -1, ENOMEM);
-		(void)*(volatile unsigned char *)((char *)uvm_base(r) + 3 * PG);
-		_exit(0);
+		sb_child_read(p);
 	}
-	int st = pu_wait(pid);
-	if (st == 77)
-		cr_skip_test("setgroups: EPERM (needs CAP_SETGID)");
-	cr_assert_eq(st, 1000 + SIGBUS, "child: %d (%d: left waiting)", st,
-	             1000 + SIGALRM);
+	sb_expect_sigbus_death(pid);
 }
 
 /* ---- 4. a permanent failure ------------------------------------------ */
