@@ -43,6 +43,9 @@
  *   - no thread id (the kernel lacks THREAD_ID), the status cannot be
  *     read (the fault comes from another process: process_vm_writev),
  *     or the signal cannot be sent.
+ * A thread that no longer exists anywhere (it exited while the pager
+ * worked on its fault) gets neither: nobody waits for that fault, and a
+ * poison would drop the page's data for the other threads.
  * A fault inside a system call keeps retrying while the pager works, so
  * messages it queued before its page was poisoned may still be read:
  * a missing page that holds a poison marker already (bus_marked, from
@@ -121,20 +124,40 @@ static bool bus_mask(const char *text, const char *key, uint64_t *m)
 	}
 }
 
-/* Read /proc/self/task/TID/status into t.  No malloc, no stdio.
- * => 0, or -errno (no such thread of this process; -EIO: a line
- *    missing or beyond the buffer). */
-static int bus_thread(uint32_t tid, struct bus_thread *t)
+/* path = pre, the decimal tid, post (path: 48 bytes, pre and post
+ * short literals). */
+static void bus_path(char *path, const char *pre, uint32_t tid,
+                     const char *post)
 {
-	char path[48] = "/proc/self/task/", digits[12];
-	char buf[4096];
-	size_t nd = 0, len = strlen(path);
+	char digits[12];
+	size_t nd = 0, len = strlen(pre);
+	memcpy(path, pre, len);
 	do
 		digits[nd++] = (char)('0' + tid % 10);
 	while ((tid /= 10) && nd < sizeof digits);
 	while (nd)
 		path[len++] = digits[--nd];
-	memcpy(path + len, "/status", sizeof "/status");
+	memcpy(path + len, post, strlen(post) + 1);
+}
+
+/* Has thread tid exited: no task of that id in any process (/proc/TID
+ * finds threads of other processes too: process_vm_writev)?  A thread
+ * that left while the pager worked on its fault waits for nothing.
+ * => uvm_lock held. */
+static bool bus_gone(uint32_t tid)
+{
+	char path[48];
+	bus_path(path, "/proc/", tid, "");
+	return access(path, F_OK) && errno == ENOENT;
+}
+
+/* Read /proc/self/task/TID/status into t.  No malloc, no stdio.
+ * => 0, or -errno (no such thread of this process; -EIO: a line
+ *    missing or beyond the buffer). */
+static int bus_thread(uint32_t tid, struct bus_thread *t)
+{
+	char path[48], buf[4096];
+	bus_path(path, "/proc/self/task/", tid, "/status");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -263,6 +286,9 @@ void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 		/* ignored since the look (another thread's sigaction): the
 		 * kernel may have dropped the signal, which then woke
 		 * nobody; the poison wakes the thread */
+	} else if (tid && uvm_pager.up_thread_id && bus_gone(tid)) {
+		flt_wake(va, PG_SIZE);   /* the page stays as it was */
+		return;
 	}
 	bus_poison(r, i, missing);
 }
