@@ -48,9 +48,11 @@
  * poison would drop the page's data for the other threads.
  * A fault inside a system call keeps retrying while the pager works, so
  * messages it queued before its page was poisoned may still be read:
- * a missing page that holds a poison marker already (bus_marked, from
- * /proc/self/pagemap) is only woken, and UFFDIO_COPY's EEXIST there is
- * no failure (fault.c, flt_found).
+ * if the fill fails again, a missing page that holds a poison marker
+ * already (bus_marked, from /proc/self/pagemap) is only woken.  If the
+ * fill works, UFFDIO_COPY replaces the marker (it stops only at a page,
+ * EEXIST: fault.c, flt_found; checked on 6.18) and the page is served:
+ * that undoes the poison of a page that held nothing, which is harmless.
  * A page poisoned for a write fault (present, write-protected) cannot
  * keep its private data: the slot's anon is dropped (region.c,
  * invariant 2: a slot's anon is what the page maps).

@@ -443,11 +443,10 @@ static int flt_obj_write(struct uvm_region *r, size_t i)
 	return e;
 }
 
-/* e, the result of filling missing page i, or 0 if the fill found the
- * page table holding something already (-EEXIST from UFFDIO_COPY): a
- * poison marker (bus.c) or a page.  The thread is woken and its retry
- * finds it: a message read after its page was poisoned (a fault inside
- * a system call retries at once) is not a second failure.
+/* e, the result of filling missing page i, or 0 if the fill found a
+ * page there already (-EEXIST from UFFDIO_COPY; a poison marker is no
+ * such thing: the copy replaces it, bus.c).  The thread is woken and its
+ * retry finds the page: that is not a failure.
  * => uvm_lock held. */
 static int flt_found(struct uvm_region *r, size_t i, int e)
 {
