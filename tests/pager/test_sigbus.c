@@ -403,20 +403,15 @@ Test(sigbus, failed_cow_mapping_never_maps_the_shared_page_writable,
 }
 
 /* A thread whose write fault fails exits before the pager answers (a
- * late message: here it leaves from a signal handler while the pager
+ * late message: here it is cancelled, asynchronously, while the pager
  * works on its fault).  Nobody waits for that fault any more: the page
  * must keep its data for the other threads, not be poisoned. */
 static _Atomic pid_t gx_tid;
+static pthread_t gx_thread;
 
-static void gx_exit(int sig)
-{
-	(void)sig;
-	syscall(SYS_exit, 0);   /* this thread only */
-}
-
-/* On the pager thread, serving the thread's fault: make it exit, and
- * wait until it is gone. */
-static void gx_kill_writer(enum inj_point pt)
+/* On the pager thread, serving the thread's fault: cancel it, and wait
+ * until it is gone. */
+static void gx_cancel_writer(enum inj_point pt)
 {
 	pid_t tid = gx_tid;
 	if (pt != INJ_POOL_WRITE || !tid)
@@ -424,31 +419,34 @@ static void gx_kill_writer(enum inj_point pt)
 	gx_tid = 0;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
-	syscall(SYS_tgkill, getpid(), tid, SIGUSR1);
+	pthread_cancel(gx_thread);
 	while (access(path, F_OK) == 0)
 		sched_yield();
 }
 
 static void *gx_writer(void *arg)
 {
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL);
+	gx_thread = pthread_self();   /* published by the store to gx_tid */
 	gx_tid = (pid_t)syscall(SYS_gettid);
 	*(volatile unsigned char *)arg = 0xa5;
-	return NULL;   /* not reached: the fault fails, the thread exits */
+	return NULL;   /* not reached: cancelled inside the fault */
 }
 
 Test(sigbus, failed_write_of_a_thread_that_exits_keeps_the_page,
      .timeout = 30)
 {
 	sb_install();
-	signal(SIGUSR1, gx_exit);
 	unsigned char *p = w_cow();
 	uint64_t s0, p0;
 	sb_counts(&s0, &p0);
 	inj_arm(INJ_POOL_WRITE, 0, 1, ENOSPC);
-	inj_set_cb(gx_kill_writer);
+	inj_set_cb(gx_cancel_writer);
+	void *ret = NULL;
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, gx_writer, p + 5 * PG + 100), 0);
-	pthread_join(t, NULL);
+	pthread_join(t, &ret);
+	cr_assert_eq(ret, PTHREAD_CANCELED);
 	cr_assert_eq(inj_failed(INJ_POOL_WRITE), 1);
 	inj_reset();
 	sb_expect_counts(s0, p0, 0, 0, "a thread gone");
