@@ -341,17 +341,17 @@ static int flt_obj_missing(struct uvm_region *r, size_t i, bool wake)
  * them there, for anons nan[] (the caller then puts them in the amap).
  * The data reaches the pool before the mapping changes: between mmap and
  * UFFDIO_REGISTER the new mapping is not watched, and a thread touching
- * it then must find the right page.  If the new pages cannot be mapped:
+ * it then must find the right page.  The old pages are never mapped
+ * again: they are shared, and a thread writing them before they were
+ * protected again would write them in place (region.c, invariant 5),
+ * and a write the new pages took meanwhile would be lost.  If the new
+ * pages cannot be mapped:
  *   - the range still registered (the mmap failed and the kernel kept
  *     the old mapping): it is write-protected again (it may have lost
- *     its page-table entries) and nothing changed.  It is not mapped
- *     again: the old pages are shared, and a thread writing them between
- *     that mmap and their protection would write them in place (region.c,
- *     invariant 5);
+ *     its page-table entries) and nothing changed;
  *   - else (the registration failed: the new pages are mapped, not
- *     watched) the old pages are mapped and protected again.  That
- *     window remains: a write in it lands in the shared pages, and a
- *     write the new pages took is lost;
+ *     watched) the new pages are mapped once more, and the fault is
+ *     served if that works (a write made in between is in them);
  *   - only if that fails too are the pages poisoned (a mapping must
  *     always show its slot's anon: region.c, invariant 2).
  * => uvm_lock held.  0: mapped; 1: poisoned (nan[] dropped, threads
@@ -361,34 +361,32 @@ static int flt_place(struct uvm_region *r, size_t i, size_t n,
                      struct vm_anon **nan, const unsigned char *buf)
 {
 	int e = n ? pool_write(r->rg_cowwin + i, buf, n) : -ENOMEM;
-	if (e) {
-		for (size_t k = 0; k < n; k++)
-			anon_unref(nan[k]);
-		return e;
-	}
 	pool_addr_t was[FLT_MAXRANGE];
-	for (size_t k = 0; k < n; k++) {
+	for (size_t k = 0; !e && k < n; k++) {
 		was[k] = r->rg_map[i + k];
 		rg_setmap(r, i + k, r->rg_cowwin + i + k);
 	}
-	e = rg_remap(r, i, n);
-	if (!e)
-		return 0;
-	for (size_t k = 0; k < n; k++) {
+	if (e || !(e = rg_remap(r, i, n)))
+		goto out;
+	for (size_t k = 0; k < n; k++)
 		rg_setmap(r, i + k, was[k]);
-		anon_unref(nan[k]);
-	}
 	if (!flt_wp(flt_va(r, i), n << PG_SHIFT, true)) {
 		rg_set_wp(r, i, n, true);       /* the old mapping, intact */
-		return e;
+		goto out;
 	}
-	if (!rg_remap(r, i, n) && !rg_protect(r, i, n))
-		return e;
+	for (size_t k = 0; k < n; k++)          /* not watched: map again */
+		rg_setmap(r, i + k, r->rg_cowwin + i + k);
+	if (!(e = rg_remap(r, i, n)))
+		return 0;
 	if (rg_poison_pages(r, i, n))
 		rg_poison_pages(r, 0, r->rg_npages);
 	uvm_pager.up_bus_poisons++;
 	flt_wake(flt_va(r, i), n << PG_SHIFT);
-	return 1;
+	e = 1;
+out:
+	for (size_t k = 0; e && k < n; k++)
+		anon_unref(nan[k]);
+	return e;
 }
 
 /* Case 2B: copy the cached page (and, under ADV_SEQUENTIAL, the cached
@@ -638,13 +636,17 @@ static void flt_serve(uintptr_t addr, uint64_t flags, uint32_t tid)
 	}
 	bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
 	int e = wp ? flt_write(r, i) : flt_missing(r, i);
+	bool missing = !wp;   /* page i absent: what bus_fault may poison */
 	/* a write to an object page not yet cached: promote it now rather
 	 * than after the thread's retry faults again (2A, then 2B) */
 	if (!e && !wp && (flags & UFFD_PAGEFAULT_FLAG_WRITE) && r->rg_obj &&
-	    !r->rg_shared && rg_objmapped(r, i) && !amap_lookup(r->rg_amap, i))
+	    !r->rg_shared && rg_objmapped(r, i) &&
+	    !amap_lookup(r->rg_amap, i)) {
+		missing = false;   /* filled by 2A: present, protected */
 		e = flt_promote(r, i);
+	}
 	if (e)
-		bus_fault(r, i, !wp, tid);   /* SIGBUS for tid */
+		bus_fault(r, i, missing, tid);   /* SIGBUS for tid */
 }
 
 /* Read the next batch of messages, sleeping in poll() on the

@@ -386,6 +386,10 @@ Test(sigbus, failed_cow_mapping_never_maps_the_shared_page_writable,
 	sb_install();
 	/* mmap fails: the old mapping stays, one SIGBUS, the retry lands */
 	ww_case(INJ_MMAP, 1, 1);
+	/* UFFDIO_REGISTER fails once: the new page is mapped again (not
+	 * the old one: the window's write would reach the source), the
+	 * fault is served, no SIGBUS */
+	ww_case(INJ_REGISTER, 1, 0);
 	/* UFFDIO_REGISTER keeps failing: the page is poisoned (the last
 	 * resort, losing the copy's data), the source is untouched */
 	unsigned char *p = w_cow();
