@@ -32,17 +32,32 @@
  *     the poisoned page's own SIGBUS does the same.  Ignored is checked
  *     again after the send: another thread may set SIG_IGN in between,
  *     and the kernel drops a signal sent then without waking anyone;
- *   - SIGBUS is already pending for the thread: it faulted again
- *     without taking the one sent for its last failed fault, which is
- *     what a fault inside a system call does (a kernel access to user
- *     memory retries the fault while a signal that is not fatal is
- *     pending; the access must fail instead: EFAULT);
+ *   - SIGBUS is still pending for the thread the second time running
+ *     that the same page fails for it (bus_seen, below);
  *   - the thread waits uninterruptibly (state D: a fault taken by
  *     get_user_pages, as mlock's populate, sleeps killable only, and a
  *     signal would not wake it);
  *   - no thread id (the kernel lacks THREAD_ID), the status cannot be
  *     read (the fault comes from another process: process_vm_writev),
  *     or the signal cannot be sent.
+ * SIGBUS pending means the thread faulted again without taking the
+ * one sent for its last failed fault.  A fault inside a system call
+ * does that: a kernel access to user memory retries the fault while a
+ * signal that is not fatal is pending, and the access must fail instead
+ * (EFAULT).  So does a thread woken meanwhile by another signal (a timer,
+ * a profiler), whose handler returned and whose access faulted again
+ * while the pager served the first fault: the SIGBUS then reaches it
+ * asleep on the new fault, and the pager may read that message before
+ * the thread takes the signal.  The first such message of a (thread,
+ * page) pair is only woken and remembered (bus_seen): the woken thread
+ * takes its SIGBUS, and the retry, if it fails again, is a failure of
+ * its own.  Only a pair that comes again with SIGBUS still pending is a
+ * system call spinning, and is poisoned; its next message comes at once.
+ * A thread seen without SIGBUS pending forgets its pairs (it took the
+ * signal).  The table is small and fixed (no malloc: pager.h); a pair is
+ * replaced only when stale (BUS_STALE_NS), and a full table poisons at
+ * once, as before the table: an LRU that replaced fresh pairs could
+ * let more spinning threads than entries replace each other for ever.
  * A thread that no longer exists anywhere (it exited while the pager
  * worked on its fault) gets neither: nobody waits for that fault, and a
  * poison would drop the page's data for the other threads.
@@ -61,7 +76,8 @@
  * fault on the page, a release, or a last-resort poison of the whole
  * region) may name a thread that no longer waits for this page; if
  * serving it fails, that thread still gets the SIGBUS, or, if the
- * SIGBUS of its last failure is still pending, the page is poisoned.
+ * SIGBUS of its last failure is still pending, it is woken (and the page
+ * poisoned if that pair comes again so, as above).
  * A late message finds its page served already (flt_missing only wakes
  * it; a write finds the anon exclusive and unprotects it again), so this
  * needs that ioctl to fail.
@@ -78,6 +94,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pager/inject.h"
@@ -93,6 +110,22 @@ struct uffdio_poison {
 #endif
 
 #define BUS_BIT ((uint64_t)1 << (SIGBUS - 1))   /* in the status masks */
+#define BUS_NSEEN 16                  /* (thread, page) pairs remembered */
+#define BUS_STALE_NS 1000000000ull    /* a pair older than this: gone */
+
+/* Pairs whose failed fault found SIGBUS pending once, and were only
+ * woken (see the top).  uvm_lock. */
+static struct bus_seen {
+	uint32_t bs_tid;       /* 0: free */
+	uintptr_t bs_va;
+	uint64_t bs_when;      /* CLOCK_MONOTONIC, ns */
+} bus_seen[BUS_NSEEN];
+
+/* Tests: signals to show pending for thread tid besides its own, as if
+ * read from its status (the race of the top cannot be timed from
+ * outside).  NULL in production.  Acquire, pairs with the test's
+ * release store. */
+uint64_t (*bus_test_pending)(uint32_t tid);
 
 /* What /proc says about a thread's signals and sleep. */
 struct bus_thread {
@@ -178,6 +211,10 @@ static int bus_thread(uint32_t tid, struct bus_thread *t)
 	for (s += 6; *s == '\t' || *s == ' '; s++)
 		;
 	t->bt_state = *s;
+	uint64_t (*hook)(uint32_t) =
+		__atomic_load_n(&bus_test_pending, __ATOMIC_ACQUIRE);
+	if (hook)
+		t->bt_pending |= hook(tid);
 	return 0;
 }
 
@@ -196,16 +233,60 @@ static int bus_signal(uint32_t tid, uintptr_t va)
 	return e;
 }
 
-/* May thread tid take the failed fault as a signal (see the top)?
- * => uvm_lock held. */
-static bool bus_deliverable(uint32_t tid)
+/* What the thread's status says to do with its failed fault. */
+enum bus_how { BUS_SIGNAL, BUS_PENDING, BUS_POISON, BUS_UNKNOWN };
+
+/* => uvm_lock held.  BUS_SIGNAL: it may take it as a signal; BUS_PENDING:
+ *    it could, but its last SIGBUS is still pending; BUS_POISON: blocked,
+ *    ignored or asleep in D; BUS_UNKNOWN: no tid or no status (see the
+ *    top). */
+static enum bus_how bus_how(uint32_t tid)
 {
 	struct bus_thread t;
 	if (!tid || !uvm_pager.up_thread_id || bus_thread(tid, &t))
-		return false;
-	if ((t.bt_blocked | t.bt_ignored | t.bt_pending) & BUS_BIT)
-		return false;
-	return t.bt_state != 'D';
+		return BUS_UNKNOWN;
+	if ((t.bt_blocked | t.bt_ignored) & BUS_BIT || t.bt_state == 'D')
+		return BUS_POISON;
+	return t.bt_pending & BUS_BIT ? BUS_PENDING : BUS_SIGNAL;
+}
+
+static uint64_t bus_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Thread tid took its SIGBUS (or is gone): forget its pairs.
+ * => uvm_lock held. */
+static void bus_seen_forget(uint32_t tid)
+{
+	for (size_t k = 0; k < BUS_NSEEN; k++)
+		if (bus_seen[k].bs_tid == tid)
+			bus_seen[k].bs_tid = 0;
+}
+
+/* The fault of (tid, va) failed with SIGBUS pending.  The first time,
+ * remember the pair in a free or stale entry.
+ * => uvm_lock held.  true: poison (the pair came again: it is forgotten;
+ *    or the table is full of fresh pairs), false: only wake. */
+static bool bus_seen_again(uint32_t tid, uintptr_t va)
+{
+	uint64_t now = bus_now();
+	struct bus_seen *use = NULL;
+	for (size_t k = 0; k < BUS_NSEEN; k++) {
+		struct bus_seen *b = &bus_seen[k];
+		if (b->bs_tid == tid && b->bs_va == va) {
+			b->bs_tid = 0;
+			return true;
+		}
+		if (!use && (!b->bs_tid || now - b->bs_when > BUS_STALE_NS))
+			use = b;
+	}
+	if (!use)
+		return true;
+	*use = (struct bus_seen){ .bs_tid = tid, .bs_va = va, .bs_when = now };
+	return false;
 }
 
 /* Is SIGBUS ignored now (checked again after the send: a signal sent
@@ -280,7 +361,15 @@ void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 		flt_wake(va, PG_SIZE);
 		return;
 	}
-	if (bus_deliverable(tid) && bus_signal(tid, va) == 0) {
+	enum bus_how how = bus_how(tid);
+	if (how == BUS_SIGNAL)
+		bus_seen_forget(tid);   /* it took its last SIGBUS, if any */
+	if (how == BUS_PENDING) {
+		if (!bus_seen_again(tid, va)) {
+			flt_wake(va, PG_SIZE);   /* it takes its SIGBUS first */
+			return;
+		}
+	} else if (how == BUS_SIGNAL && bus_signal(tid, va) == 0) {
 		if (!bus_ignored(tid)) {
 			uvm_pager.up_bus_signals++;
 			return;
@@ -288,7 +377,9 @@ void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 		/* ignored since the look (another thread's sigaction): the
 		 * kernel may have dropped the signal, which then woke
 		 * nobody; the poison wakes the thread */
-	} else if (tid && uvm_pager.up_thread_id && bus_gone(tid)) {
+	} else if (how != BUS_POISON && tid && uvm_pager.up_thread_id &&
+	           bus_gone(tid)) {
+		bus_seen_forget(tid);
 		flt_wake(va, PG_SIZE);   /* the page stays as it was */
 		return;
 	}
