@@ -514,28 +514,58 @@ Test(sigbus, pending_sigbus_first_time_only_wakes_and_loses_nothing,
 	w_teardown();
 }
 
-/* A failure that lasts while SIGBUS stays pending (a system call's fault
- * spinning): woken once, poisoned the second time; the thread takes the
- * poison's SIGBUS. */
-Test(sigbus, pending_sigbus_twice_for_one_page_poisons, .timeout = 30)
+/* Read page 7 of a new region while its zero fill fails copies times
+ * (-1: always) and set(true) stands in the way of the signal: the page
+ * is poisoned (the last resort) and the thread takes the poison's own
+ * SIGBUS.  => how many fills failed. */
+static unsigned sb_read_poisoned(int copies, void (*set)(bool on))
 {
 	struct uvm_region *r = sb_anon();
 	unsigned char *p = uvm_base(r);
 	uint64_t s0, p0;
 	sb_counts(&s0, &p0);
-	inj_arm(INJ_COPY, 0, -1, ENOMEM);
-	pd_set(-1);
+	inj_arm(INJ_COPY, 0, copies, ENOMEM);
+	set(true);
 	int a = sb_access(p + 7 * PG, false, 0, 1);
-	pd_set(0);
+	set(false);
 	unsigned failed = inj_failed(INJ_COPY);
 	inj_reset();
 	cr_assert_eq(a, -1);
+	cr_assert_eq(sb_addr, p + 7 * PG);
 	cr_assert_neq(sb_code, SI_QUEUE, "the poisoned page's SIGBUS");
-	cr_assert_eq(failed, 2, "%u fills failed: woken once, then poisoned",
-	             failed);
-	sb_expect_counts(s0, p0, 0, 1, "pending twice");
+	sb_expect_counts(s0, p0, 0, 1, "poisoned");
+	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1, "poisoned");
 	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
 	ij_all_gone();
+	return failed;
+}
+
+static void pd_always(bool on)
+{
+	pd_set(on ? -1 : 0);
+}
+
+/* A failure that lasts while SIGBUS stays pending (a system call's fault
+ * spinning): woken once, poisoned the second time. */
+Test(sigbus, pending_sigbus_twice_for_one_page_poisons, .timeout = 30)
+{
+	unsigned failed = sb_read_poisoned(-1, pd_always);
+	cr_assert_eq(failed, 2, "%u fills failed: woken once, then poisoned",
+	             failed);
+}
+
+static void sb_signal_fails(bool on)
+{
+	if (on)
+		inj_arm(INJ_SIGNAL, 0, 1, EAGAIN);
+	else
+		cr_assert_eq(inj_failed(INJ_SIGNAL), 1);
+}
+
+/* The signal cannot be sent (injected): the page is poisoned. */
+Test(sigbus, signal_that_cannot_be_sent_poisons_the_page, .timeout = 30)
+{
+	cr_assert_eq(sb_read_poisoned(1, sb_signal_fails), 1);
 }
 
 /* The table of pairs is small: with it full of fresh pairs, a new pair
@@ -805,27 +835,6 @@ Test(sigbus, permanent_failure_sigbus_on_every_access, .timeout = 30)
 	cr_assert_eq(sb_n, 3, "one SIGBUS per try");
 	cr_assert_eq(sb_val, ij_byte(4, 6, 512));
 	sb_expect_counts(s0, p0, 6, 0, "and three tries");
-	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
-	ij_all_gone();
-}
-
-/* The signal cannot be sent (injected): the page is poisoned, and the
- * thread gets the poison's own SIGBUS (the last resort). */
-Test(sigbus, signal_that_cannot_be_sent_poisons_the_page, .timeout = 30)
-{
-	struct uvm_region *r = sb_anon();
-	unsigned char *p = uvm_base(r);
-	uint64_t s0, p0;
-	sb_counts(&s0, &p0);
-	inj_arm(INJ_COPY, 0, 1, ENOMEM);
-	inj_arm(INJ_SIGNAL, 0, 1, EAGAIN);
-	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1);
-	cr_assert_eq(inj_failed(INJ_SIGNAL), 1);
-	inj_reset();
-	cr_assert_eq(sb_addr, p + 7 * PG);
-	cr_assert_neq(sb_code, SI_QUEUE, "the kernel's SIGBUS");
-	sb_expect_counts(s0, p0, 0, 1, "signal fails");
-	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1, "poisoned");
 	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
 	ij_all_gone();
 }
