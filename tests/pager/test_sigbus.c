@@ -10,7 +10,12 @@
  *     place): one SIGBUS, the page keeps its data, the retried write
  *     lands;
  *   - a COW copy that cannot be mapped never maps the shared page
- *     writable while unwatched (a write there reached the source);
+ *     writable while unwatched (a write there reached the source); a
+ *     registration failing once is served, no SIGBUS;
+ *   - SIGBUS still pending (test hook): woken the first time, nothing
+ *     lost; poisoned when the same page comes again; a full table of
+ *     such pairs poisons at once; a present page is not poisoned as
+ *     missing (2A filled it, the promotion failed);
  *   - SIGBUS blocked, ignored or left at its default: the process dies
  *     of SIGBUS, as with a native mapping's SIGBUS (fork children);
  *   - a permanent failure: SIGBUS on every access, other pages served;
@@ -403,6 +408,33 @@ Test(sigbus, failed_cow_mapping_never_maps_the_shared_page_writable,
 	cr_assert(ij_holds(uvm_base(ws), 1, 0, NPG), "the source");
 	cr_assert_eq(sb_access(p + 5 * PG, false, 0, 1), -1, "poisoned");
 	cr_assert(ij_holds(p, 1, 6, NPG - 6), "the other pages");
+	w_teardown();
+}
+
+/* A first write to an object page of a private region: 2A fills it,
+ * then its promotion (2B) fails, and the signal cannot be sent.  The
+ * page is present now: the poison must not take it for missing
+ * (UFFDIO_POISON would find a page, EEXIST, and only wake it: the fault
+ * came again and failed a second time before it was poisoned). */
+Test(sigbus, failed_promote_after_fill_poisons_a_present_page, .timeout = 30)
+{
+	sb_install();
+	unsigned char *p = w_promote();
+	uint64_t s0, p0;
+	sb_counts(&s0, &p0);
+	inj_arm(INJ_POOL_WRITE, 0, -1, ENOSPC);
+	inj_arm(INJ_SIGNAL, 0, -1, EAGAIN);
+	inj_arm(INJ_POISON, 1000, 1, EIO);   /* counts the calls only */
+	int a = sb_access(p + 9 * PG + 100, true, 0xa5, 1);
+	unsigned failed = inj_failed(INJ_POOL_WRITE);
+	unsigned poison_ioctls = inj_hits(INJ_POISON);
+	inj_reset();
+	cr_assert_eq(a, -1);
+	cr_assert_neq(sb_code, SI_QUEUE, "the poisoned page's SIGBUS");
+	cr_assert_eq(failed, 1, "%u promotions failed", failed);
+	cr_assert_eq(poison_ioctls, 0, "UFFDIO_POISON on a present page");
+	sb_expect_counts(s0, p0, 0, 1, "promote fails");
+	cr_assert(ij_holds(p, 1, 5, 1), "the other pages");
 	w_teardown();
 }
 
