@@ -32,8 +32,8 @@
  *     the poisoned page's own SIGBUS does the same.  Ignored is checked
  *     again after the send: another thread may set SIG_IGN in between,
  *     and the kernel drops a signal sent then without waking anyone;
- *   - SIGBUS is still pending for the thread the second time running
- *     that the same page fails for it (bus_seen, below);
+ *   - SIGBUS is still pending for the thread at the second failure in
+ *     a row of the same page (bus_seen, below);
  *   - the thread waits uninterruptibly (state D: a fault taken by
  *     get_user_pages, as mlock's populate, sleeps killable only, and a
  *     signal would not wake it);

@@ -39,7 +39,7 @@
  * If a fault cannot be served (pool or memory exhausted, the store or
  * the kernel failing) every case leaves the page as it was (a missing
  * page missing, a protected page protected with its anon and data; a
- * COW copy that cannot be mapped puts the old mapping back) and bus.c
+ * COW copy whose mmap fails keeps the old mapping, protected) and bus.c
  * sends the faulting thread SIGBUS: its next access tries again.  Only
  * where a signal cannot stand for the fault (SIGBUS blocked or ignored,
  * a fault inside a system call) is the page poisoned (bus.c).  Nothing
