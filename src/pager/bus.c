@@ -111,7 +111,7 @@ struct uffdio_poison {
 
 #define BUS_BIT ((uint64_t)1 << (SIGBUS - 1))   /* in the status masks */
 #define BUS_NSEEN 16                  /* (thread, page) pairs remembered */
-#define BUS_STALE_NS 1000000000ull    /* a pair older than this: gone */
+#define BUS_STALE_NS 1000000000ull    /* an older pair may be replaced */
 
 /* Pairs whose failed fault found SIGBUS pending once, and were only
  * woken (see the top).  uvm_lock. */
@@ -240,7 +240,7 @@ enum bus_how { BUS_SIGNAL, BUS_PENDING, BUS_POISON, BUS_UNKNOWN };
  *    it could, but its last SIGBUS is still pending; BUS_POISON: blocked,
  *    ignored or asleep in D; BUS_UNKNOWN: no tid or no status (see the
  *    top). */
-static enum bus_how bus_how(uint32_t tid)
+static enum bus_how bus_look(uint32_t tid)
 {
 	struct bus_thread t;
 	if (!tid || !uvm_pager.up_thread_id || bus_thread(tid, &t))
@@ -361,7 +361,7 @@ void bus_fault(struct uvm_region *r, size_t i, bool missing, uint32_t tid)
 		flt_wake(va, PG_SIZE);
 		return;
 	}
-	enum bus_how how = bus_how(tid);
+	enum bus_how how = bus_look(tid);
 	if (how == BUS_SIGNAL)
 		bus_seen_forget(tid);   /* it took its last SIGBUS, if any */
 	if (how == BUS_PENDING) {
