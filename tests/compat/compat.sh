@@ -111,12 +111,18 @@ criterion-jobs2)
 memcached)
 	need memcached memcslap
 	# The status memcached itself exits with on SIGTERM.
-	native memcached -u nobody -l 127.0.0.1 -p 0 -U 0 >/dev/null 2>&1 &
+	# (env, not native(): a backgrounded function is a subshell, and
+	# the signal must reach memcached itself)
+	env -u LD_PRELOAD memcached -u nobody -l 127.0.0.1 -p 0 -U 0 >/dev/null 2>&1 &
 	sleep 0.3; kill -TERM $!; wait $!; native_rc=$?
 	port=$((20000 + RANDOM % 20000))
+	# memcached writes its profile at exit as the user it switched to
+	# (-u nobody), so the profile goes where that user may write.
+	chmod 755 "$tmp"
+	mkdir -m 1777 "$tmp/prof"
 	# Not through under(): a backgrounded function is a subshell, and the
 	# signal must reach schedctl itself.
-	"$sc" run --policy="$policy" --profile --profile-out="$tmp/profile.txt" -- \
+	"$sc" run --policy="$policy" --profile --profile-out="$tmp/prof/profile.txt" -- \
 		memcached -u nobody -t 4 -l 127.0.0.1 -p "$port" -U 0 \
 		>"$tmp/mc.out" 2>"$tmp/mc.err" &
 	mc=$!
@@ -136,6 +142,8 @@ memcached)
 	wait "$mc"; rc=$?
 	[ "$rc" = "$native_rc" ] ||
 		die "memcached exited $rc under schedctl, $native_rc native: $(tail -3 "$tmp/mc.err")"
+	grep -q 'schedctl lock profile' "$tmp/prof/profile.txt" 2>/dev/null ||
+		die "no profile after the switch to user nobody: $(tail -3 "$tmp/mc.err")"
 	;;
 *)
 	echo "unknown case $case"; exit 1 ;;
