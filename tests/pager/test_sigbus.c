@@ -12,10 +12,9 @@
  *   - a COW copy that cannot be mapped never maps the shared page
  *     writable while unwatched (a write there reached the source); a
  *     registration failing once is served, no SIGBUS;
- *   - SIGBUS still pending (test hook): woken the first time, nothing
- *     lost; poisoned when the same page comes again; a full table of
- *     such pairs poisons at once; a present page is not poisoned as
- *     missing (2A filled it, the promotion failed);
+ *   - a signal that cannot be sent poisons the page; a present page is
+ *     not poisoned as missing (2A filled it, the promotion failed);
+ *     SIGBUS still pending (test hook): test_sigbus_pending.c;
  *   - SIGBUS blocked, ignored or left at its default: the process dies
  *     of SIGBUS, as with a native mapping's SIGBUS (fork children);
  *   - a permanent failure: SIGBUS on every access, other pages served;
@@ -23,94 +22,14 @@
  *     fails, and the page is poisoned (docs/pager.md, "Limits").
  * A handler that returns more than once for one access (the old
  * behaviour: a poisoned page raises SIGBUS forever) leaves by
- * siglongjmp, and the test fails on the count, never hangs.
+ * siglongjmp, and the test fails on the count, never hangs.  The
+ * handler and the helpers both programs use: sigbus_helper.h.
  */
 #include <grp.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-#include "test_inject.h"
-
-#define NPG 32
-
-/* ---- a SIGBUS handler that counts, and returns or jumps ------------ */
-
-static sigjmp_buf sb_jmp;
-static volatile sig_atomic_t sb_n;      /* SIGBUS taken by this access */
-static volatile sig_atomic_t sb_bail;   /* jump out at this count */
-static void *volatile sb_addr;          /* si_addr of the last one */
-static volatile int sb_code;            /* si_code of the last one */
-static volatile unsigned char sb_val;   /* what a read access read */
-static void (*volatile sb_on)(int n);   /* called with the count */
-
-static void sb_handler(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)uc;
-	__atomic_fetch_add(&sb_n, 1, __ATOMIC_RELAXED);   /* threads too */
-	sb_addr = si->si_addr;
-	sb_code = si->si_code;
-	if (sb_on)
-		sb_on(sb_n);
-	if (sb_n >= sb_bail)
-		siglongjmp(sb_jmp, 1);
-}
-
-static void sb_install(void)
-{
-	struct sigaction sa = { .sa_sigaction = sb_handler,
-	                        .sa_flags = SA_SIGINFO };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-}
-
-/* Read (or write v to) *p; the handler returns until the bail-th SIGBUS.
- * => 0 if the access completed, -1 if it was left by the handler. */
-static int sb_access(volatile unsigned char *p, bool write, unsigned char v,
-                     int bail)
-{
-	sb_n = 0;
-	sb_bail = bail;
-	sb_addr = NULL;
-	if (sigsetjmp(sb_jmp, 1))
-		return -1;
-	if (write)
-		*p = v;
-	else
-		sb_val = *p;
-	return 0;
-}
-
-/* The pager's counts of failed faults: signalled, poisoned. */
-static void sb_counts(uint64_t *sig, uint64_t *poi)
-{
-	pthread_mutex_lock(&uvm_pager.up_lock);
-	*sig = uvm_pager.up_bus_signals;
-	*poi = uvm_pager.up_bus_poisons;
-	pthread_mutex_unlock(&uvm_pager.up_lock);
-}
-
-/* Since (s0, p0): ds signals and dp poisons more. */
-static void sb_expect_counts(uint64_t s0, uint64_t p0, uint64_t ds,
-                             uint64_t dp, const char *what)
-{
-	uint64_t s, p;
-	sb_counts(&s, &p);
-	cr_assert_eq(s - s0, ds, "%s: %lu signals, want %lu", what,
-	             (unsigned long)(s - s0), (unsigned long)ds);
-	cr_assert_eq(p - p0, dp, "%s: %lu poisons, want %lu", what,
-	             (unsigned long)(p - p0), (unsigned long)dp);
-}
-
-/* The handler installed, a new anonymous region, one page a fault. */
-static struct uvm_region *sb_anon(void)
-{
-	sb_install();
-	struct uvm_region *r = uvm_map_anon(NPG * PG, RW);
-	cr_assert_not_null(r);
-	cr_assert_eq(uvm_advise(r, UVM_ADV_RANDOM), 0);
-	return r;
-}
+#include "sigbus_helper.h"
 
 /* ---- 1. a transient failure of a missing page ------------------------ */
 
@@ -201,9 +120,6 @@ Test(sigbus, threads_on_one_page_one_transient_failure, .timeout = 30)
 
 /* ---- 2. a failed write fault loses nothing --------------------------- */
 
-static struct uvm_region *wr, *ws;   /* the written region, its source */
-static int wfd = -1;
-
 /* 1A: exclusive pages, write-protected (a copy came and went). */
 static unsigned char *w_own(void)
 {
@@ -213,19 +129,6 @@ static unsigned char *w_own(void)
 	struct uvm_region *d = uvm_copy(wr);
 	cr_assert_not_null(d);
 	cr_assert_eq(uvm_unmap(d, 0, NPG * PG), 0);
-	return uvm_base(wr);
-}
-
-/* 1B: a copy whose page 5 is shared with its source ws. */
-static unsigned char *w_cow(void)
-{
-	ws = uvm_map_anon(NPG * PG, RW);
-	cr_assert_not_null(ws);
-	cr_assert_eq(uvm_advise(ws, UVM_ADV_RANDOM), 0);
-	ij_fill(uvm_base(ws), 1, 0, NPG);
-	wr = uvm_copy(ws);
-	cr_assert_not_null(wr);
-	((unsigned char *)uvm_base(wr))[1] = 1;   /* amap copied, window */
 	return uvm_base(wr);
 }
 
@@ -252,19 +155,6 @@ static unsigned char *w_shared(void)
 	return w_file(UVM_MAP_SHARED);
 }
 
-static void w_teardown(void)
-{
-	if (wr)
-		cr_assert_eq(uvm_unmap(wr, 0, NPG * PG), 0);
-	if (ws)
-		cr_assert_eq(uvm_unmap(ws, 0, NPG * PG), 0);
-	if (wfd >= 0)
-		close(wfd);
-	wr = ws = NULL;
-	wfd = -1;
-	ij_all_gone();
-}
-
 struct w_case {
 	const char *wc_name;
 	unsigned char *(*wc_setup)(void);
@@ -281,20 +171,6 @@ static const struct w_case w_cases[] = {
 	{ "2B, copy cannot be mapped", w_promote, INJ_MMAP, ENOMEM },
 	{ "shared, unprotect fails", w_shared, INJ_WP, ENOMEM },
 };
-
-/* After the failed write: page 5 holds its old data (pattern 1) but for
- * byte 100, which holds v if the write landed; the source, if any, is
- * untouched. */
-static void w_check(const unsigned char *p, int v, const char *what)
-{
-	cr_assert(ij_holds(p, 1, 5, 1), "%s: the page keeps its data", what);
-	cr_assert(ij_holds(p, 1, 0, 5) && ij_holds(p, 1, 6, NPG - 6),
-	          "%s: the other pages too", what);
-	if (v >= 0)
-		cr_assert_eq(p[5 * PG + 100], v, "%s: the write landed", what);
-	if (ws)
-		cr_assert(ij_holds(uvm_base(ws), 1, 0, NPG), "%s: source", what);
-}
 
 /* The handler returns: one SIGBUS, then the write lands. */
 Test(sigbus, failed_write_fault_is_retried_and_lands, .timeout = 60)
@@ -493,99 +369,6 @@ Test(sigbus, failed_write_of_a_thread_that_exits_keeps_the_page,
 	w_teardown();
 }
 
-/* A failed fault whose thread still has its last SIGBUS pending: the
- * first message of a (thread, page) pair is only woken, the pair's next
- * one, SIGBUS still pending, poisons (bus.c, bus_seen).  The real race
- * (another signal wakes the thread while the pager serves its fault, and
- * the pager reads its next fault before it takes the SIGBUS) cannot be
- * timed from outside: the kernel withdraws a message its woken thread
- * leaves before the pager read it.  So the pending SIGBUS is shown by
- * the pager's test hook, as if read from the thread's status. */
-extern uint64_t (*bus_test_pending)(uint32_t tid);
-static _Atomic int pd_times;   /* status reads left to show it pending */
-static _Atomic pid_t pd_tid;   /* for this thread */
-
-static uint64_t pd_pending(uint32_t tid)
-{
-	if ((pid_t)tid != pd_tid || pd_times == 0)
-		return 0;
-	if (pd_times > 0)
-		pd_times--;
-	return (uint64_t)1 << (SIGBUS - 1);
-}
-
-/* Show SIGBUS pending for this thread at the next times status reads
- * (-1: always; 0: the hook off). */
-static void pd_set(int times)
-{
-	pd_tid = (pid_t)syscall(SYS_gettid);
-	pd_times = times;
-	__atomic_store_n(&bus_test_pending, times ? pd_pending : NULL,
-	                 __ATOMIC_RELEASE);
-}
-
-/* A transient failure of a write fault (1B) while the last SIGBUS seems
- * pending: the thread is woken, its retry is served, nothing is lost
- * (the write's data was dropped with a poison before bus_seen). */
-Test(sigbus, pending_sigbus_first_time_only_wakes_and_loses_nothing,
-     .timeout = 30)
-{
-	sb_install();
-	unsigned char *p = w_cow();
-	uint64_t s0, p0;
-	sb_counts(&s0, &p0);
-	inj_arm(INJ_POOL_WRITE, 0, 1, ENOSPC);
-	pd_set(1);
-	int a = sb_access(p + 5 * PG + 100, true, 0xa5, 1);
-	pd_set(0);
-	cr_assert_eq(inj_failed(INJ_POOL_WRITE), 1);
-	inj_reset();
-	cr_assert_eq(a, 0, "SIGBUS (code %d): poisoned", sb_code);
-	sb_expect_counts(s0, p0, 0, 0, "pending once");
-	w_check(p, 0xa5, "pending once");
-	w_teardown();
-}
-
-/* Read page 7 of a new region while its zero fill fails copies times
- * (-1: always) and set(true) stands in the way of the signal: the page
- * is poisoned (the last resort) and the thread takes the poison's own
- * SIGBUS.  => how many fills failed. */
-static unsigned sb_read_poisoned(int copies, void (*set)(bool on))
-{
-	struct uvm_region *r = sb_anon();
-	unsigned char *p = uvm_base(r);
-	uint64_t s0, p0;
-	sb_counts(&s0, &p0);
-	inj_arm(INJ_COPY, 0, copies, ENOMEM);
-	set(true);
-	int a = sb_access(p + 7 * PG, false, 0, 1);
-	set(false);
-	unsigned failed = inj_failed(INJ_COPY);
-	inj_reset();
-	cr_assert_eq(a, -1);
-	cr_assert_eq(sb_addr, p + 7 * PG);
-	cr_assert_neq(sb_code, SI_QUEUE, "the poisoned page's SIGBUS");
-	sb_expect_counts(s0, p0, 0, 1, "poisoned");
-	cr_assert_eq(sb_access(p + 7 * PG, false, 0, 1), -1, "poisoned");
-	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
-	ij_all_gone();
-	return failed;
-}
-
-static void pd_always(bool on)
-{
-	pd_set(on ? -1 : 0);
-}
-
-/* A failure that lasts while SIGBUS stays pending (a system call's fault
- * spinning): woken once, poisoned the second time. */
-Test(sigbus, pending_sigbus_twice_for_one_page_poisons, .timeout = 30)
-{
-	unsigned failed = sb_read_poisoned(-1, pd_always);
-	cr_assert_eq(failed, 2, "%u fills failed: woken once, then poisoned",
-	             failed);
-}
-
 static void sb_signal_fails(bool on)
 {
 	if (on)
@@ -598,43 +381,6 @@ static void sb_signal_fails(bool on)
 Test(sigbus, signal_that_cannot_be_sent_poisons_the_page, .timeout = 30)
 {
 	cr_assert_eq(sb_read_poisoned(1, sb_signal_fails), 1);
-}
-
-/* The table of pairs is small: with it full of fresh pairs, a new pair
- * is poisoned at once (so more spinning threads than entries cannot
- * replace each other for ever); a pair that came again is poisoned and
- * frees its entry; stale pairs (older than a second) are replaced.
- * bus_fault is called directly, on missing pages of one region. */
-static uint64_t pd_fault(struct uvm_region *r, size_t i)
-{
-	pthread_mutex_lock(&uvm_pager.up_lock);
-	uint64_t p0 = uvm_pager.up_bus_poisons;
-	bus_fault(r, i, true, (uint32_t)syscall(SYS_gettid));
-	uint64_t dp = uvm_pager.up_bus_poisons - p0;
-	pthread_mutex_unlock(&uvm_pager.up_lock);
-	return dp;
-}
-
-Test(sigbus, pending_sigbus_table_full_poisons_stale_pairs_replaced,
-     .timeout = 30)
-{
-	struct uvm_region *r = sb_anon();
-	pd_set(-1);
-	size_t k;
-	for (k = 0; k < 16; k++)
-		cr_assert_eq(pd_fault(r, k), 0, "page %zu: first time", k);
-	cr_assert_eq(pd_fault(r, 16), 1, "table full: poisoned");
-	cr_assert_eq(pd_fault(r, 0), 1, "page 0 again: poisoned");
-	cr_assert_eq(pd_fault(r, 17), 0, "its entry is free again");
-	cr_assert_eq(pd_fault(r, 18), 1, "full again");
-	usleep(1100 * 1000);
-	for (k = 19; k < 19 + 16; k++)
-		if (k < NPG)
-			cr_assert_eq(pd_fault(r, k), 0, "page %zu: stale "
-			             "pairs replaced", k);
-	pd_set(0);
-	cr_assert_eq(uvm_unmap(r, 0, NPG * PG), 0);
-	ij_all_gone();
 }
 
 /* ---- 3. SIGBUS blocked, ignored or at its default -------------------- */
