@@ -13,11 +13,13 @@
  *                    object's .symtab, so static functions are named),
  *                    else dladdr's nearest dynamic symbol; a pc past
  *                    that symbol's end is shown as object+offset
- *   file:line        `addr2line` from binutils, run once per object with
- *                    a batch of addresses (return address - 1, so the line
- *                    is the call's), with an empty environment so the
- *                    preload is not injected into it.  Set
- *                    SCHEDCTL_ADDR2LINE to another path, or to "" to skip.
+ *   file:line        `addr2line` from binutils (and its function name
+ *                    when it gives a line, i.e. had debug information),
+ *                    run once per object with a batch of addresses
+ *                    (return address - 1, so the line is the call's),
+ *                    with an empty environment so the preload is not
+ *                    injected into it.  Set SCHEDCTL_ADDR2LINE to another
+ *                    path, or to "" to skip.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -224,8 +226,10 @@ static void run_addr2line(const char *tool, const char *obj,
 	                   fgets(line, sizeof line, f); i++) {
 		fn[strcspn(fn, "\n")] = 0;
 		line[strcspn(line, "\n")] = 0;
-		if (fn[0] && strcmp(fn, "??") != 0)
-			name_from_addr2line(fr[i], fn);
+		/* Without a line, addr2line had no debug information and its
+		 * name is the nearest symbol before pc (start_thread in a
+		 * stripped libc read "pthread_condattr_setpshared"): ours,
+		 * checked against the symbol's size, is better. */
 		char *colon = strrchr(line, ':');
 		if (!colon || line[0] == '?')
 			continue;
@@ -233,6 +237,8 @@ static void run_addr2line(const char *tool, const char *obj,
 		int ln = atoi(colon + 1);
 		if (ln <= 0)
 			continue;
+		if (fn[0] && strcmp(fn, "??") != 0)
+			name_from_addr2line(fr[i], fn);
 		fr[i]->f_file = strdup(line);
 		fr[i]->f_line = ln;
 	}

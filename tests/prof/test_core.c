@@ -331,3 +331,61 @@ Test(prof_core, repeated_pcs_are_each_named)
 		free(one[i].f_obj);
 	}
 }
+
+#include <sys/stat.h>
+
+/* A stand-in addr2line printing NAME and LINE for every address. */
+static char *fake_addr2line(char *path, const char *name, const char *line)
+{
+	strcpy(path, "/tmp/fake-addr2line-XXXXXX");
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	dprintf(fd, "#!/bin/sh\nshift 2\nfor a; do printf '%%s\\n%%s\\n' '%s' '%s'; done\n",
+	        name, line);
+	fchmod(fd, 0700);
+	close(fd);
+	return path;
+}
+
+/* addr2line without debug information names the nearest symbol before
+ * pc, without checking where that symbol ends (in a stripped libc,
+ * start_thread read "pthread_condattr_setpshared").  Its name is taken
+ * only with a line, i.e. from debug information. */
+Test(prof_core, addr2line_name_needs_a_line)
+{
+	struct prof_frame ours, f;
+	memset(&ours, 0, sizeof ours);
+	ours.f_pc = (uintptr_t)getpid + 1;
+	setenv("SCHEDCTL_ADDR2LINE", "", 1);
+	prof_symbolise(&ours, 1);
+	cr_assert_not_null(ours.f_func);
+
+	char buf[64];
+	char *tool = fake_addr2line(buf, "wrong_guess", "??:0");
+	setenv("SCHEDCTL_ADDR2LINE", tool, 1);
+	memset(&f, 0, sizeof f);
+	f.f_pc = ours.f_pc;
+	prof_symbolise(&f, 1);
+	unlink(tool);
+	cr_assert_str_eq(f.f_func, ours.f_func, "took addr2line's guess");
+	cr_assert_eq(f.f_off, ours.f_off);
+	cr_assert_null(f.f_file);
+	free(f.f_func);
+	free(f.f_obj);
+
+	tool = fake_addr2line(buf, "from_dwarf", "/src/x.c:12");
+	setenv("SCHEDCTL_ADDR2LINE", tool, 1);
+	memset(&f, 0, sizeof f);
+	f.f_pc = ours.f_pc;
+	prof_symbolise(&f, 1);
+	unlink(tool);
+	cr_assert_str_eq(f.f_func, "from_dwarf");
+	cr_assert_str_eq(f.f_file, "/src/x.c");
+	cr_assert_eq(f.f_line, 12);
+	free(f.f_func);
+	free(f.f_file);
+	free(f.f_obj);
+	free(ours.f_func);
+	free(ours.f_obj);
+	setenv("SCHEDCTL_ADDR2LINE", "", 1);
+}
