@@ -139,6 +139,8 @@ SC_HIDDEN void sc_set_supervised(bool on);
 SC_HIDDEN void sc_runtime_thread_count(int delta);
 /* A numeric field of /proc/PID/status ("TracerPid"), -1 if unreadable. */
 SC_HIDDEN long sc_status_field(pid_t pid, const char *key);
+/* A signal mask of /proc/PID/status ("SigIgn") into *mask: 0, or -1. */
+SC_HIDDEN int sc_status_mask(pid_t pid, const char *key, uint64_t *mask);
 SC_HIDDEN bool sc_fork_alone(void);
 /* Defined by preload/preload.c only: this copy of the library is the
  * one `schedctl run` injected (weak: NULL elsewhere). */

@@ -272,21 +272,63 @@ void sc_runtime_thread_count(int delta)
 	__atomic_add_fetch(&runtime_threads, delta, __ATOMIC_RELAXED);
 }
 
-long sc_status_field(pid_t pid, const char *key)
+/* Copy the value of "KEY:" in /proc/PID/status into val.  The file is
+ * read in pieces and a line longer than the buffer is skipped, so a long
+ * line before the key (Groups, with hundreds of supplementary groups)
+ * cannot push it out of a fixed buffer.  => 0, or -1. */
+static int status_value(pid_t pid, const char *key, char *val, size_t vlen)
 {
-	char path[64], buf[2048], k[40];
+	char path[64], buf[1024];
+	size_t klen = strlen(key), have = 0;
+	bool skipping = false;          /* inside a line longer than buf */
+	int rc = -1;
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	snprintf(k, sizeof k, "\n%s:", key);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
+	for (;;) {
+		ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = 0;
+			if (!skipping && strncmp(line, key, klen) == 0 &&
+			    line[klen] == ':') {
+				snprintf(val, vlen, "%s", line + klen + 1);
+				rc = 0;
+				goto out;
+			}
+			skipping = false;
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof buf - 1) {
+			skipping = true;
+			have = 0;
+		}
+	}
+out:
 	close(fd);
-	if (n <= 0)
+	return rc;
+}
+
+long sc_status_field(pid_t pid, const char *key)
+{
+	char v[64];
+	return status_value(pid, key, v, sizeof v) == 0 ? strtol(v, NULL, 10)
+	                                                : -1;
+}
+
+int sc_status_mask(pid_t pid, const char *key, uint64_t *mask)
+{
+	char v[64];
+	if (status_value(pid, key, v, sizeof v) != 0)
 		return -1;
-	buf[n] = 0;
-	const char *p = strstr(buf, k);
-	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+	*mask = strtoull(v, NULL, 16);
+	return 0;
 }
 
 bool sc_fork_alone(void)

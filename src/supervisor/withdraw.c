@@ -78,6 +78,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sc/sc.h"
 #include "supervisor/withdraw.h"
 
 #if defined(__x86_64__)
@@ -316,23 +317,15 @@ static long wd_wait(pid_t tid, const wd_regs *r)
  * notification), and the native call goes on as if nothing came. */
 static bool wd_signal_ends_wait(pid_t tid, int sig)
 {
-	char path[64], buf[2048];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
-	const char *ign = strstr(buf, "SigIgn:"), *cgt = strstr(buf, "SigCgt:");
-	if (!ign || !cgt || sig < 1 || sig > 64)
+	uint64_t ign, cgt;
+	if (sig < 1 || sig > 64 || sc_status_mask(tid, "SigIgn", &ign) != 0 ||
+	    sc_status_mask(tid, "SigCgt", &cgt) != 0)
 		return true;
 	uint64_t bit = 1ULL << (sig - 1);
-	if (strtoull(cgt + 7, NULL, 16) & bit)
+	if (cgt & bit)
 		return true;
-	return !(strtoull(ign + 7, NULL, 16) & bit) && sig != SIGCHLD &&
-	       sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
+	return !(ign & bit) && sig != SIGCHLD && sig != SIGURG &&
+	       sig != SIGWINCH && sig != SIGCONT;
 }
 
 static const struct {

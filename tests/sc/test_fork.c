@@ -1,7 +1,9 @@
 /* fork and exec: the child starts with structures of its own. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -89,4 +91,31 @@ Test(fork, exec_starts_clean)
 		_exit(127);
 	}
 	cr_assert_eq(wait_exit(pid), 0, "helper after exec failed");
+}
+
+/* sc_status_field and sc_status_mask find their key after a Groups line
+ * longer than any fixed buffer (hundreds of supplementary groups): the
+ * supervisor checks a connecting program's TracerPid that way, and the
+ * withdrawal repair reads SigIgn/SigCgt. */
+Test(fork, status_fields_after_a_long_groups_line)
+{
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) {
+		static gid_t g[1500];
+		for (int i = 0; i < 1500; i++)
+			g[i] = (gid_t)(1000000 + i);
+		if (setgroups(1500, g) != 0)
+			_exit(77);                  /* no CAP_SETGID */
+		signal(SIGUSR2, SIG_IGN);
+		uint64_t ign = 0;
+		_exit(sc_status_field(getpid(), "Threads") == 1 &&
+		      sc_status_field(getpid(), "Tgid") == getpid() &&
+		      sc_status_mask(getpid(), "SigIgn", &ign) == 0 &&
+		      (ign & (1ULL << (SIGUSR2 - 1))) ? 0 : 1);
+	}
+	int rc = wait_exit(c);
+	if (rc == 77)
+		cr_skip_test("setgroups needs CAP_SETGID");
+	cr_assert_eq(rc, 0, "a status field was not found");
 }
