@@ -109,6 +109,18 @@ static inline unsigned char *w_cow(void)
 	return uvm_base(wr);
 }
 
+/* w_cow() with the handler installed, the counts taken into *s0 and *p0
+ * and the next pool write armed to fail once (ENOSPC): a 1B write that
+ * cannot copy its page. */
+static inline unsigned char *w_cow_pool_write_fails(uint64_t *s0, uint64_t *p0)
+{
+	sb_install();
+	unsigned char *p = w_cow();
+	sb_counts(s0, p0);
+	inj_arm(INJ_POOL_WRITE, 0, 1, ENOSPC);
+	return p;
+}
+
 static inline void w_teardown(void)
 {
 	if (wr)

@@ -348,11 +348,8 @@ static void *gx_writer(void *arg)
 Test(sigbus, failed_write_of_a_thread_that_exits_keeps_the_page,
      .timeout = 30)
 {
-	sb_install();
-	unsigned char *p = w_cow();
 	uint64_t s0, p0;
-	sb_counts(&s0, &p0);
-	inj_arm(INJ_POOL_WRITE, 0, 1, ENOSPC);
+	unsigned char *p = w_cow_pool_write_fails(&s0, &p0);
 	inj_set_cb(gx_cancel_writer);
 	void *ret = NULL;
 	pthread_t t;

@@ -47,11 +47,8 @@ static void pd_set(int times)
 Test(sigbus, pending_sigbus_first_time_only_wakes_and_loses_nothing,
      .timeout = 30)
 {
-	sb_install();
-	unsigned char *p = w_cow();
 	uint64_t s0, p0;
-	sb_counts(&s0, &p0);
-	inj_arm(INJ_POOL_WRITE, 0, 1, ENOSPC);
+	unsigned char *p = w_cow_pool_write_fails(&s0, &p0);
 	pd_set(1);
 	int a = sb_access(p + 5 * PG + 100, true, 0xa5, 1);
 	pd_set(0);
