@@ -55,8 +55,21 @@ SC_HIDDEN unsigned lk_max_spinners(void);
 SC_HIDDEN uint64_t lk_spin_limit_ns(int policy);
 SC_HIDDEN uint64_t lk_now_ns(void);
 /* Most pause instructions between two looks at a held lock word (the
- * wait doubles from 1 up to this). */
+ * wait doubles from 1 up to this): about 1.2 us, calibrated at the
+ * first call, or SCHEDCTL_SPIN_BACKOFF. */
 SC_HIDDEN unsigned lk_backoff_max(void);
+
+/* One spin-wait hint to the CPU (pause on x86). */
+static inline void lk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
 
 /* Whether the kernel offers the rseq time-slice extension; the reason
  * in words for the report (never NULL). */

@@ -97,8 +97,11 @@
  * probes spinning now and then (lm_bias, see lk_bias_update()).  spin
  * spins blindly for the short bound.  park never spins.  Every policy
  * parks on the futex through lk_park().  Spinners back off
- * exponentially (1..lk_backoff_max() pauses between looks) so that they
- * steal little of the holder's cache line.
+ * exponentially (1..lk_backoff_max() pauses between looks, up to about
+ * 1.2 us) so that they steal little of the holder's cache line and a
+ * running holder keeps the lock for runs of short critical sections
+ * instead of handing it (and the data's cache lines) to the other CPU
+ * at every unlock (policy.c, "Backoff").
  *
  * Profiling (src/prof/prof.h): each hook is one predictable branch on
  * a global flag while profiling is off; the slow path fills a struct
@@ -138,17 +141,6 @@ static __thread bool lk_in_setup __attribute__((tls_model("initial-exec")));
 __thread uint32_t lk_self_id __attribute__((tls_model("initial-exec")));
 static __thread int32_t lk_self_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t lk_atfork_once = PTHREAD_ONCE_INIT;
-
-static inline void lk_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
 
 /* The calling thread's slot, set up on first use; NULL if it has none
  * (and cannot get one, or is being set up right now: re-entry). */
@@ -441,7 +433,9 @@ static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 			if (os == OS_UNKNOWN && limit > blind)
 				limit = blind;
 		}
-		if ((i & 7) == 0) {
+		/* The clock costs little beside a long wait: read it at every
+		 * look once the waits are long, else every eighth. */
+		if ((i & 7) == 0 || backoff >= 16) {
 			uint64_t now = lk_now_ns();
 			if (t0 == 0)
 				t0 = now;
@@ -453,8 +447,7 @@ static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		}
 		for (unsigned k = 0; k < backoff; k++)
 			lk_cpu_relax();
-		if (backoff < backoff_max)
-			backoff <<= 1;
+		backoff = backoff * 2 < backoff_max ? backoff * 2 : backoff_max;
 	}
 	if (pol == LK_OWNER)
 		lk_bias_update(m, got);

@@ -20,8 +20,22 @@
  *   park   no spinning
  * For experiments, SCHEDCTL_SPIN_US (owner bound, 0..1000000) and
  * SCHEDCTL_SPIN_BACKOFF (most pauses between two looks at a held lock
- * word, 1..4096, default LK_BACKOFF_MAX) are read once at start-up.
+ * word, 1..4096) are read once at start-up.
  * The spinner cap is ncpus - 1 with ncpus the CPUs online.
+ *
+ * Backoff: a spinner waits 1, 2, 4 ... pauses between looks at the
+ * word, up to about LK_BACKOFF_GAP_NS.  The cap is a time, not a count,
+ * because a pause costs from a few ns (older Intel) to ~20 ns (this AMD
+ * EPYC) or ~40 ns (Intel since Skylake); the count is calibrated at the
+ * first spin.  Why a gap this long: with critical sections of 0-100 ns
+ * and threads outnumbering CPUs, a spinner that looks often takes the
+ * word in the moment between the holder's unlock and its next lock, and
+ * every such hand-off moves the lock's and the data's cache lines to
+ * the other CPU; looking at most every ~1 us lets the running holder
+ * keep the lock for runs of operations, which owner / best glibc showed
+ * as 1.0-1.1x with a 16-pause (0.3 us) cap and 1.3-1.8x with 64
+ * (docs/benchmarks.md, session 5).  A waiter still notices a release
+ * within ~1 us, well under one park + wake (6-10 us here).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -38,7 +52,8 @@
                                        trips here; beyond that, parking
                                        costs less than spinning */
 #define LK_BLIND_SPIN_NS   5000u    /* 5 us: ~glibc adaptive's 100 tries */
-#define LK_BACKOFF_MAX     16u      /* pauses between looks at the word */
+#define LK_BACKOFF_GAP_NS  1200u    /* longest wait between two looks */
+#define LK_BACKOFF_CAP     4096u    /* most pauses, whatever they cost */
 
 enum { LKS_NONE, LKS_BUSY };
 
@@ -48,7 +63,8 @@ static __thread bool lk_initialising __attribute__((tls_model("initial-exec")));
 int lk_pol = LK_OWNER;               /* relaxed */
 static unsigned lk_spinners_cap;     /* relaxed; ncpus, 0 = not computed */
 static uint64_t lk_owner_spin_ns = LK_OWNER_SPIN_NS;   /* relaxed */
-static unsigned lk_backoff = LK_BACKOFF_MAX;           /* relaxed */
+static unsigned lk_backoff;          /* relaxed; pauses, 0 = not yet
+                                        calibrated */
 
 static const char *const lk_names[] = { "owner", "spin", "park", "glibc" };
 
@@ -101,9 +117,37 @@ uint64_t lk_spin_limit_ns(int policy)
 	return 0;
 }
 
+/* Pauses that take about LK_BACKOFF_GAP_NS: the fastest of three timed
+ * batches (a preemption or an interrupt only makes a batch slower). */
+static unsigned lk_backoff_calibrate(void)
+{
+	enum { BATCH = 64 };
+	uint64_t best = UINT64_MAX;
+	for (int r = 0; r < 3; r++) {
+		uint64_t t0 = lk_now_ns();
+		for (int i = 0; i < BATCH; i++)
+			lk_cpu_relax();
+		uint64_t d = lk_now_ns() - t0;
+		if (d < best)
+			best = d;
+	}
+	uint64_t n = best ? (uint64_t)LK_BACKOFF_GAP_NS * BATCH / best
+	                  : LK_BACKOFF_CAP;
+	if (n < 4)
+		n = 4;
+	return n > LK_BACKOFF_CAP ? LK_BACKOFF_CAP : (unsigned)n;
+}
+
 unsigned lk_backoff_max(void)
 {
-	return __atomic_load_n(&lk_backoff, __ATOMIC_RELAXED);
+	unsigned n = __atomic_load_n(&lk_backoff, __ATOMIC_RELAXED);
+	if (__builtin_expect(n == 0, 0)) {
+		/* Racing first spinners may each calibrate; any result will
+		 * do, and the last store wins. */
+		n = lk_backoff_calibrate();
+		__atomic_store_n(&lk_backoff, n, __ATOMIC_RELAXED);
+	}
+	return n;
 }
 
 uint64_t lk_now_ns(void)
@@ -193,7 +237,7 @@ static void lk_read_env(void)
 	if (b && *b) {
 		char *end;
 		unsigned long n = strtoul(b, &end, 10);
-		if (*end == '\0' && n >= 1 && n <= 4096)
+		if (*end == '\0' && n >= 1 && n <= LK_BACKOFF_CAP)
 			__atomic_store_n(&lk_backoff, (unsigned)n, __ATOMIC_RELAXED);
 	}
 	(void)lk_max_spinners();

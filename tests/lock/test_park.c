@@ -101,3 +101,25 @@ Test(lock_park, condvar)
 	cr_assert_geq(park_calls, 1);
 	cr_assert_eq(park_marked, park_calls);
 }
+
+/* The spinner's longest wait between looks is a time (~1.2 us), not a
+ * count of pauses, whatever a pause costs on this CPU: n pauses take
+ * between 0.5 and 20 us (fastest of five timings; a preemption only
+ * slows one down). */
+Test(lock_park, backoff_cap_is_about_a_microsecond)
+{
+	unsigned n = lk_backoff_max();
+	cr_assert(n >= 4 && n <= 4096, "backoff cap %u pauses", n);
+	cr_assert_eq(lk_backoff_max(), n, "calibrated once");
+	uint64_t best = UINT64_MAX;
+	for (int r = 0; r < 5; r++) {
+		uint64_t t0 = lk_now_ns();
+		for (unsigned i = 0; i < n; i++)
+			lk_cpu_relax();
+		uint64_t d = lk_now_ns() - t0;
+		if (d < best)
+			best = d;
+	}
+	cr_assert(best >= 500 && best <= 20000,
+	          "%u pauses took %lu ns", n, (unsigned long)best);
+}
