@@ -4,7 +4,20 @@
  *
  * Method: for every repetition, for every configuration, every variant
  * runs once in turn (interleaved), so slow drifts of a shared machine
- * hit all variants alike; the table shows the median per variant.
+ * hit all variants alike; the table shows the median per variant.  The
+ * order of the variants rotates by one each repetition, so that each
+ * runs first in a configuration as often as the others: the first
+ * inherits the scheduler's state from the previous configuration's
+ * last run (where its threads and the hogs were placed, the CPUs' load
+ * averages); and each run starts after an idle gap (--settle), so that
+ * the previous run's threads weigh less in those averages.  With a
+ * fixed order and no gap glibc's default mutex always ran right
+ * after the previous configuration and read 4.0-8.3 Mops/s (median 6.3,
+ * 16 runs) at 2 threads x 100 ns x 2 hogs in full runs, against 2.5-5.2
+ * (13 runs) where that configuration ran alone or after other hog
+ * configurations; owner read 2.7-5.3 in both.  With both, owner / best
+ * glibc there read 0.96x and 1.02x in two full runs (docs/benchmarks.md,
+ * session 5).
  * Workers loop lock / busy critical section / shared counter++ /
  * unlock until told to stop; the counter is checked against the sum of
  * the workers' own counts (a lost update fails the run).  Hogs are
@@ -38,6 +51,7 @@ struct lkb_opts {
 	int o_hogs[MAXLIST], o_nhogs;
 	int o_variants[V_N], o_nvariants;
 	int o_reps, o_ms;
+	int o_settle_ms;             /* idle before each run */
 	bool o_csv;
 	bool o_glibc_slots;
 	bool o_stats;
@@ -280,8 +294,8 @@ static void lkb_usage(FILE *f)
 {
 	fprintf(f,
 	"usage: schedctl bench [--quick] [--threads=LIST] [--cs=LIST] [--hogs=LIST]\n"
-	"                      [--variants=LIST] [--reps=N] [--ms=N] [--csv]\n"
-	"                      [--glibc-slots] [--stats]\n"
+	"                      [--variants=LIST] [--reps=N] [--ms=N] [--settle=MS]\n"
+	"                      [--csv] [--glibc-slots] [--stats]\n"
 	"Lock throughput (Mops/s) of glibc's default and adaptive mutexes and the\n"
 	"owner, spin and park policies, side by side; medians of interleaved runs.\n"
 	"With owner and a glibc variant: owner / the better glibc variant (ratio\n"
@@ -294,6 +308,9 @@ static void lkb_usage(FILE *f)
 	"  --variants=LIST  of glibc,adaptive,owner,spin,park (default all)\n"
 	"  --reps=N         runs per cell, median shown (default 5)\n"
 	"  --ms=N           length of one run in ms (default 100)\n"
+	"  --settle=MS      idle time before each run, so that one run's threads\n"
+	"                   weigh less on where the next run's are placed\n"
+	"                   (default: the run length, at most 100 ms)\n"
 	"  --quick          threads 1,4,16, cs 0,1000, hogs 0,2, 3 reps of 50 ms\n"
 	"  --csv            comma-separated output\n"
 	"  --glibc-slots    give glibc's threads schedctl slots (and kernel switch\n"
@@ -364,11 +381,12 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 	o->o_nvariants = V_N;
 	o->o_reps = 5;
 	o->o_ms = 100;
+	o->o_settle_ms = -1;         /* the run length, at most 100 ms */
 	o->o_csv = false;
 	o->o_glibc_slots = false;
 	o->o_stats = false;
 	enum { O_THREADS = 256, O_CS, O_HOGS, O_VARIANTS, O_REPS, O_MS, O_QUICK,
-	       O_CSV, O_HELP, O_SLOTS, O_STATS };
+	       O_CSV, O_HELP, O_SLOTS, O_STATS, O_SETTLE };
 	static const struct option lo[] = {
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cs", required_argument, NULL, O_CS },
@@ -376,6 +394,7 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 		{ "variants", required_argument, NULL, O_VARIANTS },
 		{ "reps", required_argument, NULL, O_REPS },
 		{ "ms", required_argument, NULL, O_MS },
+		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "glibc-slots", no_argument, NULL, O_SLOTS },
@@ -415,6 +434,10 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 			if (lkb_parse_list(optarg, &o->o_ms, 1, 1, 60000) < 0)
 				return lkb_bad("--ms");
 			break;
+		case O_SETTLE:
+			if (lkb_parse_list(optarg, &o->o_settle_ms, 1, 0, 10000) < 0)
+				return lkb_bad("--settle");
+			break;
 		case O_QUICK:
 			o->o_threads[0] = 1; o->o_threads[1] = 4; o->o_threads[2] = 16;
 			o->o_nthreads = 3;
@@ -447,6 +470,8 @@ static int lkb_parse(int argc, char **argv, struct lkb_opts *o)
 		        "'schedctl bench --help')\n", argv[optind]);
 		return 2;
 	}
+	if (o->o_settle_ms < 0)
+		o->o_settle_ms = o->o_ms < 100 ? o->o_ms : 100;
 	return -1;
 }
 
@@ -613,13 +638,21 @@ int lkb_main(int argc, char **argv)
 		for (int t = 0; t < o.o_nthreads; t++)
 		for (int c = 0; c < o.o_ncs; c++)
 		for (int h = 0; h < o.o_nhogs; h++, k++)
-		for (int v = 0; v < o.o_nvariants && !status; v++) {
+		for (int n = 0; n < o.o_nvariants && !status; n++) {
+			/* Rotated by the repetition: see "Method" at the top. */
+			int v = (n + rep) % o.o_nvariants;
 			if (tty)
 				fprintf(stderr, "\r[%d/%d] rep %d threads %d cs %d ns "
 				        "hogs %d %-8s ", ++done, total, rep + 1,
 				        o.o_threads[t], o.o_cs[c], o.o_hogs[h],
 				        v_names[o.o_variants[v]]);
 			size_t at = ((size_t)k * o.o_nvariants + v) * o.o_reps + rep;
+			if (o.o_settle_ms > 0) {
+				struct timespec gap = { o.o_settle_ms / 1000,
+				                        (o.o_settle_ms % 1000) * 1000000L };
+				while (nanosleep(&gap, &gap) != 0)
+					;
+			}
 			double st[3];
 			double x = lkb_run(o.o_variants[v], o.o_threads[t], o.o_cs[c],
 			                   o.o_hogs[h], o.o_ms, stats ? st : NULL);

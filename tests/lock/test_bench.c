@@ -89,7 +89,8 @@ Test(lock_bench, usage_errors_exit_2)
 	static char out[1024];
 	const char *bad[] = { "bench --bogus", "bench --threads=0", "bench --cs=x",
 	                      "bench --variants=owner,nope", "bench --reps=0",
-	                      "bench extra" };
+	                      "bench --settle=-1", "bench --settle=x",
+	                      "bench --settle=10001", "bench extra" };
 	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		cr_assert_eq(run_schedctl(bad[i], out, sizeof out), 2, "%s", bad[i]);
 	cr_assert_eq(run_schedctl("bench --help", out, sizeof out), 0);
