@@ -115,6 +115,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lock/lock.h"
@@ -235,6 +236,11 @@ bool lk_deadline_left(const struct lk_deadline *dl, struct timespec *rel)
  * => 0 woken (or spurious), -EAGAIN *word != val, -EINTR signal,
  *    -ETIMEDOUT the deadline passed (no system call if already past).
  * The slot says SS_IN_RUNTIME meanwhile: this sleep is the runtime's.
+ * The runtime's futex calls are not notified, so where the supervisor
+ * is the slot's source the thread says itself that it sleeps and, once
+ * woken, that it runs: otherwise a woken waiter that takes the lock
+ * would read SC_SLEEP until the next /proc sweep (1-2 ms), and every
+ * waiter would park on it instead of spinning.
  */
 long lk_park(uint32_t *word, uint32_t val, const struct lk_deadline *dl,
              bool private_)
@@ -246,11 +252,15 @@ long lk_park(uint32_t *word, uint32_t val, const struct lk_deadline *dl,
 		relp = &rel;
 	}
 	struct sc_slot *s = sc_thread_slot();
-	if (s)
+	if (s) {
 		__atomic_or_fetch(&s->ss_flags, SS_IN_RUNTIME, __ATOMIC_RELAXED);
+		sc_slot_self_mark(s, SC_SLEEP, SYS_futex);
+	}
 	long r = sc_futex_wait(word, val, relp, private_);
-	if (s)
+	if (s) {
 		__atomic_and_fetch(&s->ss_flags, ~SS_IN_RUNTIME, __ATOMIC_RELAXED);
+		sc_slot_self_mark(s, SC_ONPROC, ~0u);
+	}
 	return r;
 }
 

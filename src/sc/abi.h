@@ -29,10 +29,14 @@
  *             SC_STOPPED, which it may store for any source (and must
  *             replace by SC_ONPROC when the stop ends: for a PERF slot
  *             SC_STOPPED overrides a switch-out record)
- *   owner     ss_sysno, ss_stamp_ns, then sc_state = SC_SLEEP (relaxed),
- *             in its own SUPERVISOR slot just before a sleep it makes
- *             with the cookie: what the supervisor would store on that
- *             call's notification (src/supervisor/sleep.c)
+ *   owner     (sc_cpu,) ss_sysno, ss_stamp_ns, then sc_state (relaxed),
+ *             in its own SUPERVISOR slot (sc_slot_self_mark): SC_SLEEP
+ *             just before a sleep it makes without a notification (with
+ *             the cookie, src/supervisor/sleep.c; the runtime's lock
+ *             parking, src/lock/mutex.c lk_park), which is what the
+ *             supervisor would store on that call's notification; and
+ *             SC_ONPROC on its CPU as soon as such a park returns, which
+ *             is what the sampler would see next
  *   readers   ss_gen (acquire), sc_state (acquire), then the rest, then
  *             re-check ss_gen: a change means the slot changed hands.
  *

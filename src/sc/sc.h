@@ -161,6 +161,14 @@ SC_HIDDEN void sc_notice_choice(bool chosen, const char *msg);
 
 /* => state of slot's owner (SC_*), or -1 with errno; *cpu if non-NULL. */
 SC_HIDDEN int sc_slot_state(const struct sc_slot *slot, int *cpu);
+/* The calling thread's observation of itself, into its own slot when
+ * the supervisor is that slot's source (abi.h, "owner"; otherwise
+ * nothing): SC_SLEEP with the call it is about to make unnotified, or
+ * SC_ONPROC on the CPU it runs on (sysno ~0u) once such a sleep ended.
+ * Relaxed stores, stamped so that a sampler sweep begun earlier skips
+ * its older reading.  Async-signal-safe (clock_gettime, sched_getcpu). */
+SC_HIDDEN void sc_slot_self_mark(struct sc_slot *slot, int state,
+                                 uint32_t sysno);
 
 
 #endif /* SC_SC_H */

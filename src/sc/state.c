@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <time.h>
 
 #include "sc/sc.h"
 
@@ -51,6 +52,26 @@ static int state_from_source(const struct sc_slot *s, int st, int *cpu)
 		return st;
 	errno = ENOTSUP;
 	return -1;
+}
+
+void sc_slot_self_mark(struct sc_slot *s, int state, uint32_t sysno)
+{
+	if (!s || __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED) !=
+	          SCHEDCTL_SOURCE_SUPERVISOR)
+		return;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (state == SC_ONPROC) {
+		int c = sched_getcpu();
+		if (c >= 0)
+			__atomic_store_n(&s->ss_pub.sc_cpu, c,
+			                 __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&s->ss_sysno, sysno, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_stamp_ns, (uint64_t)t.tv_sec * 1000000000ull +
+	                 (uint64_t)t.tv_nsec, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_pub.sc_state, (unsigned short)state,
+	                 __ATOMIC_RELAXED);
 }
 
 int sc_slot_state(const struct sc_slot *s, int *cpu)

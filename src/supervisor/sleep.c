@@ -19,7 +19,7 @@
  * sixth argument), and the kernel's own EINTR, time left and restart
  * rules apply.  What the supervisor would have done on the notification
  * (notify.c, step 3) is done here first: a supervisor-source slot is
- * marked SC_SLEEP with the call number.  The wake-up is the sampler's to
+ * marked SC_SLEEP with the call number (sc_slot_self_mark).  The wake-up is the sampler's to
  * see (sample.c), as after a notified sleep.  A perf-source slot needs
  * nothing: the kernel records the switch-out.
  *
@@ -69,23 +69,6 @@ static bool sleep_requests_pending(const struct sc_slot *s)
 	        (SC_CANCEL_FLG | SC_PARK_FLG));
 }
 
-/* notify.c's step 3 for our own slot, which abi.h allows the owner just
- * before a sleep it makes unnotified.  Relaxed, as the supervisor's
- * stores: the sampler skips a sweep's store when ss_stamp_ns is newer
- * than the sweep's start, and orders nothing else on it. */
-static void sleep_mark(struct sc_slot *s, long nr)
-{
-	if (__atomic_load_n(&s->ss_source, __ATOMIC_RELAXED) !=
-	    SCHEDCTL_SOURCE_SUPERVISOR)
-		return;
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	__atomic_store_n(&s->ss_sysno, (uint32_t)nr, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->ss_stamp_ns, (uint64_t)t.tv_sec * 1000000000ull +
-	                 (uint64_t)t.tv_nsec, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->ss_pub.sc_state, SC_SLEEP, __ATOMIC_RELAXED);
-}
-
 /* The call without the cookie (explicit zero sixth argument): the
  * supervisor is notified.  => 0 or -errno; errno unchanged. */
 static long sleep_notified(clockid_t clock, int flags,
@@ -107,7 +90,7 @@ static long sleep_call(clockid_t clock, int flags, const struct timespec *req,
 	struct sc_slot *s = sc_thread_slot();
 	bool notified = s && sleep_requests_pending(s);
 	if (s && !notified)
-		sleep_mark(s, SYS_clock_nanosleep);
+		sc_slot_self_mark(s, SC_SLEEP, SYS_clock_nanosleep);
 	int oldtype;
 	(void)pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
 	long r = notified ? sleep_notified(clock, flags, req, rem)

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "lock/lock.h"
@@ -18,6 +19,8 @@ long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
 
 static unsigned long park_calls;
 static unsigned long park_marked;
+static int park_state_seen = -1;          /* raw sc_state at the call */
+static uint32_t park_sysno_seen;
 
 long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
                           bool p)
@@ -26,6 +29,11 @@ long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
 	struct sc_slot *s = sc_thread_slot();
 	if (s && (__atomic_load_n(&s->ss_flags, __ATOMIC_RELAXED) & SS_IN_RUNTIME))
 		__atomic_add_fetch(&park_marked, 1, __ATOMIC_RELAXED);
+	if (s) {
+		park_state_seen = __atomic_load_n(&s->ss_pub.sc_state,
+		                                  __ATOMIC_RELAXED);
+		park_sysno_seen = __atomic_load_n(&s->ss_sysno, __ATOMIC_RELAXED);
+	}
 	return __real_sc_futex_wait(u, v, t, p);
 }
 
@@ -122,4 +130,46 @@ Test(lock_park, backoff_cap_is_about_a_microsecond)
 	}
 	cr_assert(best >= 500 && best <= 20000,
 	          "%u pauses took %lu ns", n, (unsigned long)best);
+}
+
+/* The supervisor is not told of the runtime's parking (its futex calls
+ * are unnotified), so a supervisor-source slot says itself that it
+ * sleeps, and that it runs again once the park returns; without the
+ * second mark a woken waiter that takes the lock reads SC_SLEEP until
+ * the next /proc sweep and every other waiter parks behind it. */
+static void park_once_with_slot_at(int planted, int want_in, int want_after,
+                                   uint32_t want_sysno_after)
+{
+	struct sc_slot *s = sc_thread_setup();
+	cr_assert_not_null(s);
+	__atomic_store_n(&s->ss_pub.sc_state, (unsigned short)planted,
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_sysno, 7u, __ATOMIC_RELAXED);
+	uint64_t stamp = __atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED);
+	uint32_t word = 1;
+	cr_assert_eq(lk_park(&word, 2, NULL, true), -EAGAIN);
+	cr_assert_eq(park_state_seen, want_in, "state in the park %d",
+	             park_state_seen);
+	cr_assert_eq(__atomic_load_n(&s->ss_pub.sc_state, __ATOMIC_RELAXED),
+	             want_after);
+	cr_assert_eq(__atomic_load_n(&s->ss_sysno, __ATOMIC_RELAXED),
+	             want_sysno_after);
+	if (want_after == SC_ONPROC)
+		cr_assert_gt(__atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED),
+		             stamp, "stamped, so an older sweep skips its reading");
+}
+
+Test(lock_park, supervisor_slot_marks_its_own_park)
+{
+	sc_set_wanted_source(SC_WANT_SUPERVISOR);
+	sc_set_supervised(true);
+	park_once_with_slot_at(SC_RUN, SC_SLEEP, SC_ONPROC, ~0u);
+	cr_assert_eq(park_sysno_seen, (uint32_t)SYS_futex);
+}
+
+Test(lock_park, other_sources_are_left_alone)
+{
+	sc_set_wanted_source(SC_WANT_SUPERVISOR);
+	sc_set_supervised(false);             /* no supervisor: source none */
+	park_once_with_slot_at(SC_RUN, SC_RUN, SC_RUN, 7u);
 }
