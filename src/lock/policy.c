@@ -32,10 +32,11 @@
  * word in the moment between the holder's unlock and its next lock, and
  * every such hand-off moves the lock's and the data's cache lines to
  * the other CPU; looking at most every ~1 us lets the running holder
- * keep the lock for runs of operations, which owner / best glibc showed
- * as 1.0-1.1x with a 16-pause (0.3 us) cap and 1.3-1.8x with 64
- * (docs/benchmarks.md, session 5).  A waiter still notices a release
- * within ~1 us, well under one park + wake (6-10 us here).
+ * keep the lock for runs of operations: owner / best glibc at 2-16
+ * threads x 100 ns went from 1.23-1.41x with a 16-pause (0.3 us) cap to
+ * 1.38-1.60x with 63 here (three alternated pairs of full runs,
+ * docs/benchmarks.md, session 5).  A waiter still notices a release
+ * within ~1.2 us, well under one park + wake (6-10 us here).
  */
 #include <dlfcn.h>
 #include <errno.h>
