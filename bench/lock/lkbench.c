@@ -6,7 +6,9 @@
  * runs once in turn (interleaved), so slow drifts of a shared machine
  * hit all variants alike; the table shows the median per variant.  The
  * order of the variants rotates by one each repetition, so that each
- * runs first in a configuration as often as the others: the first
+ * runs first in a configuration about as often as the others (exactly
+ * when the repetitions are a multiple of the variants: 5 and 5 by
+ * default): the first
  * inherits the scheduler's state from the previous configuration's
  * last run (where its threads and the hogs were placed, the CPUs' load
  * averages); and each run starts after an idle gap (--settle), so that

@@ -157,24 +157,26 @@ struct sc_slot *sv_slot_find_any(pid_t tid, uint32_t *hint,
 /* Publish a state observed by the supervisor (abi.h: W fields, relaxed;
  * readers re-check ss_gen).  Only SUPERVISOR-source slots take any state;
  * PERF-source slots take SC_STOPPED and its clearing only. */
-void sv_slot_store(struct sc_slot *s, int state, int cpu)
+uint64_t sv_slot_store(struct sc_slot *s, int state, int cpu)
 {
 	int src = __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED);
 	if (src != SCHEDCTL_SOURCE_SUPERVISOR) {
 		if (src != SCHEDCTL_SOURCE_PERF)
-			return;
+			return 0;
 		int cur = __atomic_load_n(&s->ss_pub.sc_state, __ATOMIC_RELAXED);
 		if (state == SC_STOPPED || cur == SC_STOPPED)
 			__atomic_store_n(&s->ss_pub.sc_state,
 			                 state == SC_STOPPED ? SC_STOPPED : SC_ONPROC,
 			                 __ATOMIC_RELAXED);
-		return;
+		return 0;
 	}
+	uint64_t stamp = sv_now_ns();
 	if (cpu >= 0)
 		__atomic_store_n(&s->ss_pub.sc_cpu, cpu, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->ss_stamp_ns, sv_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_stamp_ns, stamp, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ss_pub.sc_state, (unsigned short)state,
 	                 __ATOMIC_RELAXED);
+	return stamp;
 }
 
 static void image_sigbus(int sig, siginfo_t *si, void *ctx)

@@ -175,22 +175,31 @@ struct sample_tick {
 /* One CPU runs one thread: the last thread of a sweep found on a CPU is
  * the freshest reading, and an earlier one found there has been switched
  * out since it was read (reads are not simultaneous).  Per CPU, the slot
- * that claimed it in this sweep (valid while sample_gen[cpu] matches). */
+ * that claimed it in this sweep (valid while sample_gen[cpu] matches)
+ * and the stamp this sweep stored in it.  The earlier claimer is marked
+ * SC_RUN only while its slot still holds that reading (same stamp, same
+ * CPU): a thread that has marked itself since (sc_slot_self_mark, on
+ * waking from the runtime's park, perhaps on another CPU) is fresher
+ * than both readings. */
 #define SAMPLE_MAXCPU 1024
 static struct sc_slot *sample_onproc[SAMPLE_MAXCPU];
+static uint64_t sample_stamp[SAMPLE_MAXCPU];
 static uint32_t sample_gen[SAMPLE_MAXCPU], sample_sweep;
 
-static void sample_claim_cpu(struct sc_slot *s, int cpu, uint64_t t0)
+void sv_sample_claim_cpu(struct sc_slot *s, int cpu, uint64_t stamp)
 {
 	if (cpu < 0 || cpu >= SAMPLE_MAXCPU)
 		return;
 	struct sc_slot *prev = sample_gen[cpu] == sample_sweep ?
 	                       sample_onproc[cpu] : NULL;
 	if (prev && prev != s &&
-	    __atomic_load_n(&prev->ss_stamp_ns, __ATOMIC_RELAXED) >= t0 &&
+	    __atomic_load_n(&prev->ss_stamp_ns, __ATOMIC_RELAXED) ==
+	    sample_stamp[cpu] &&
+	    __atomic_load_n(&prev->ss_pub.sc_cpu, __ATOMIC_RELAXED) == cpu &&
 	    __atomic_load_n(&prev->ss_pub.sc_state, __ATOMIC_RELAXED) == SC_ONPROC)
 		sv_slot_store(prev, SC_RUN, cpu);
 	sample_onproc[cpu] = s;
+	sample_stamp[cpu] = stamp;
 	sample_gen[cpu] = sample_sweep;
 }
 
@@ -219,9 +228,9 @@ static void sample_task(struct sv_task *t, void *arg)
 		return;                   /* a notification is newer */
 	if (state != SC_SLEEP)
 		__atomic_store_n(&s->ss_sysno, ~0u, __ATOMIC_RELAXED);
-	sv_slot_store(s, state, cpu);
+	uint64_t stamp = sv_slot_store(s, state, cpu);
 	if (state == SC_ONPROC)
-		sample_claim_cpu(s, cpu, k->sk_t0);
+		sv_sample_claim_cpu(s, cpu, stamp);
 }
 
 /* => the floor and the CPU share (as a multiple of the sweep's cost). */

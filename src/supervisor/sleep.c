@@ -19,9 +19,10 @@
  * sixth argument), and the kernel's own EINTR, time left and restart
  * rules apply.  What the supervisor would have done on the notification
  * (notify.c, step 3) is done here first: a supervisor-source slot is
- * marked SC_SLEEP with the call number (sc_slot_self_mark).  The wake-up is the sampler's to
- * see (sample.c), as after a notified sleep.  A perf-source slot needs
- * nothing: the kernel records the switch-out.
+ * marked SC_SLEEP with the call number, and SC_ONPROC once the call
+ * returns, which the sampler (sample.c) would see only at its next
+ * sweep (sc_slot_self_mark).  A perf-source slot needs nothing: the
+ * kernel records the switches.
  *
  * Still notified (a signal in their window is repaired by the supervisor
  * while it lives, withdraw.c; after its death the window is back):
@@ -97,6 +98,10 @@ static long sleep_call(clockid_t clock, int flags, const struct timespec *req,
 	                  : sc_marked_syscall(SYS_clock_nanosleep, (long)clock,
 	                                      (long)flags, (long)req, (long)rem, 0);
 	(void)pthread_setcanceltype(oldtype, NULL);
+	/* Awake and running this code: say so rather than leave SC_SLEEP
+	 * until the sampler's next sweep. */
+	if (s)
+		sc_slot_self_mark(s, SC_ONPROC, ~0u);
 	return r;
 }
 

@@ -168,7 +168,9 @@ SC_HIDDEN struct sc_slot *sv_slot_find_any(pid_t tid, uint32_t *hint,
                                            struct sv_image **imp);
 SC_HIDDEN struct sc_slot *sv_slot_find(const struct sv_image *im, pid_t tid,
                                        uint32_t *hint);
-SC_HIDDEN void sv_slot_store(struct sc_slot *s, int state, int cpu);
+/* A supervisor's state reading into s (W in abi.h); => the stamp it
+ * stored, 0 if s is not a SUPERVISOR slot. */
+SC_HIDDEN uint64_t sv_slot_store(struct sc_slot *s, int state, int cpu);
 SC_HIDDEN void sv_sigbus_guard(void);
 
 /* task.c */
@@ -190,5 +192,8 @@ SC_HIDDEN void sv_notify_requests(void); /* eventfd: main-thread part */
 /* sample.c */
 SC_HIDDEN void sv_sample_tick(void);
 SC_HIDDEN void sv_sample_forget(struct sv_task *t);
+/* This sweep read s SC_ONPROC on cpu and stored that with stamp (see
+ * sample.c "One CPU runs one thread"). */
+SC_HIDDEN void sv_sample_claim_cpu(struct sc_slot *s, int cpu, uint64_t stamp);
 
 #endif /* SC_SUPERVISOR_SV_H */

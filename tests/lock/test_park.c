@@ -21,6 +21,7 @@ static unsigned long park_calls;
 static unsigned long park_marked;
 static int park_state_seen = -1;          /* raw sc_state at the call */
 static uint32_t park_sysno_seen;
+static uint64_t park_stamp_seen;
 
 long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
                           bool p)
@@ -33,6 +34,10 @@ long __wrap_sc_futex_wait(uint32_t *u, uint32_t v, const struct timespec *t,
 		park_state_seen = __atomic_load_n(&s->ss_pub.sc_state,
 		                                  __ATOMIC_RELAXED);
 		park_sysno_seen = __atomic_load_n(&s->ss_sysno, __ATOMIC_RELAXED);
+		park_stamp_seen = __atomic_load_n(&s->ss_stamp_ns,
+		                                  __ATOMIC_RELAXED);
+		struct timespec us = { 0, 1000 };   /* the clock moves on */
+		nanosleep(&us, NULL);
 	}
 	return __real_sc_futex_wait(u, v, t, p);
 }
@@ -145,7 +150,6 @@ static void park_once_with_slot_at(int planted, int want_in, int want_after,
 	__atomic_store_n(&s->ss_pub.sc_state, (unsigned short)planted,
 	                 __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ss_sysno, 7u, __ATOMIC_RELAXED);
-	uint64_t stamp = __atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED);
 	uint32_t word = 1;
 	cr_assert_eq(lk_park(&word, 2, NULL, true), -EAGAIN);
 	cr_assert_eq(park_state_seen, want_in, "state in the park %d",
@@ -156,7 +160,8 @@ static void park_once_with_slot_at(int planted, int want_in, int want_after,
 	             want_sysno_after);
 	if (want_after == SC_ONPROC)
 		cr_assert_gt(__atomic_load_n(&s->ss_stamp_ns, __ATOMIC_RELAXED),
-		             stamp, "stamped, so an older sweep skips its reading");
+		             park_stamp_seen,
+		             "stamped, so an older sweep skips its reading");
 }
 
 Test(lock_park, supervisor_slot_marks_its_own_park)
