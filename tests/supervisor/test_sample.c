@@ -5,6 +5,7 @@
  * from the runtime's park: sc_slot_self_mark), which is fresher.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,40 +32,35 @@ static void tick(void)
 	nanosleep(&t, NULL);
 }
 
-Test(sup_sample, later_reading_on_a_cpu_demotes_the_earlier)
+/* a read on CPU 0, then (perhaps after a's own mark) b read on cpu_b. */
+static void two_readings(int cpu_b, bool a_marks_itself, int want_a)
 {
 	struct sc_slot a, b;
 	slot_init(&a, 101);
 	slot_init(&b, 102);
 	read_on_cpu(&a, 0);
 	tick();
-	read_on_cpu(&b, 0);
-	cr_assert_eq(a.ss_pub.sc_state, SC_RUN);
+	if (a_marks_itself) {
+		sc_slot_self_mark(&a, SC_ONPROC, ~0u);
+		tick();
+	}
+	read_on_cpu(&b, cpu_b);
+	cr_assert_eq(a.ss_pub.sc_state, want_a);
 	cr_assert_eq(b.ss_pub.sc_state, SC_ONPROC);
 }
 
+Test(sup_sample, later_reading_on_a_cpu_demotes_the_earlier)
+{
+	two_readings(0, false, SC_RUN);
+}
+
+/* a ran after it was read: fresher than both readings. */
 Test(sup_sample, thread_that_marked_itself_running_is_not_demoted)
 {
-	struct sc_slot a, b;
-	slot_init(&a, 101);
-	slot_init(&b, 102);
-	read_on_cpu(&a, 0);
-	tick();
-	sc_slot_self_mark(&a, SC_ONPROC, ~0u);
-	tick();
-	read_on_cpu(&b, 0);
-	cr_assert_eq(a.ss_pub.sc_state, SC_ONPROC, "a ran after it was read");
-	cr_assert_eq(b.ss_pub.sc_state, SC_ONPROC);
+	two_readings(0, true, SC_ONPROC);
 }
 
 Test(sup_sample, readings_on_other_cpus_leave_each_other_alone)
 {
-	struct sc_slot a, b;
-	slot_init(&a, 101);
-	slot_init(&b, 102);
-	read_on_cpu(&a, 0);
-	tick();
-	read_on_cpu(&b, 1);
-	cr_assert_eq(a.ss_pub.sc_state, SC_ONPROC);
-	cr_assert_eq(b.ss_pub.sc_state, SC_ONPROC);
+	two_readings(1, false, SC_ONPROC);
 }
