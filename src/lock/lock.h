@@ -53,7 +53,6 @@ SC_HIDDEN const char *lk_policy_name(int policy);
 SC_HIDDEN unsigned lk_max_spinners(void);
 /* Bound on one spin phase in ns for a policy. */
 SC_HIDDEN uint64_t lk_spin_limit_ns(int policy);
-SC_HIDDEN uint64_t lk_now_ns(void);
 /* Most pause instructions between two looks at a held lock word (the
  * wait doubles from 1 up to this): about 1.2 us, calibrated at the
  * first call, or SCHEDCTL_SPIN_BACKOFF. */

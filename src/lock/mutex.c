@@ -415,7 +415,7 @@ static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		pa->pa_park_reason_next = PROF_PARK_SPINNER_CAP;
 		return LK_SPUN_CAP;
 	}
-	uint64_t ps = prof_on() ? lk_now_ns() : 0;
+	uint64_t ps = prof_on() ? sc_now_ns() : 0;
 	int reason = PROF_PARK_SPIN_BUDGET;
 	uint64_t limit = lk_spin_limit_ns(pol), blind = lk_spin_limit_ns(LK_SPIN);
 	uint64_t t0 = 0;
@@ -446,7 +446,7 @@ static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 		/* The clock costs little beside a long wait: read it at every
 		 * look once the waits are long, else every eighth. */
 		if ((i & 7) == 0 || backoff >= 16) {
-			uint64_t now = lk_now_ns();
+			uint64_t now = sc_now_ns();
 			if (t0 == 0)
 				t0 = now;
 			else if (now - t0 > limit)
@@ -464,7 +464,7 @@ static int lk_spin(struct lk_mutex *m, uint32_t me, int pol,
 	/* Unregistered before the fence in lk_parked_enter (see "Waking"). */
 	__atomic_sub_fetch(&m->lm_spinners, 1, __ATOMIC_RELAXED);
 	if (prof_on()) {
-		prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
+		prof_acq_spun(pa, sc_now_ns() - ps, got, PROF_SPINS);
 		pa->pa_park_reason_next = (uint8_t)reason;
 	}
 	return got ? LK_SPUN_GOT : LK_SPUN_FAILED;
@@ -529,11 +529,11 @@ static int lk_lock_slow(struct lk_mutex *m, uint32_t me,
 				break;
 			}
 		}
-		uint64_t p0 = prof_on() ? lk_now_ns() : 0;
+		uint64_t p0 = prof_on() ? sc_now_ns() : 0;
 		long r = lk_park(&m->lm_word, w, dl, true);
 		lk_parked_leave(m, counted);
 		if (prof_on())
-			prof_acq_parked(&pa, lk_now_ns() - p0, pa.pa_park_reason_next);
+			prof_acq_parked(&pa, sc_now_ns() - p0, pa.pa_park_reason_next);
 		if (r == -ETIMEDOUT) {
 			prof_timedout(m, &pa, NULL);
 			return ETIMEDOUT;

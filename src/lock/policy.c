@@ -127,11 +127,11 @@ static unsigned lk_backoff_calibrate(void)
 	enum { BATCH = 64 };
 	uint64_t best = UINT64_MAX, empty = UINT64_MAX;
 	for (int r = 0; r < 3; r++) {
-		uint64_t t0 = lk_now_ns();
-		uint64_t t1 = lk_now_ns();
+		uint64_t t0 = sc_now_ns();
+		uint64_t t1 = sc_now_ns();
 		for (int i = 0; i < BATCH; i++)
 			lk_cpu_relax();
-		uint64_t t2 = lk_now_ns();
+		uint64_t t2 = sc_now_ns();
 		if (t1 - t0 < empty)
 			empty = t1 - t0;
 		if (t2 - t1 < best)
@@ -155,13 +155,6 @@ unsigned lk_backoff_max(void)
 		__atomic_store_n(&lk_backoff, n, __ATOMIC_RELAXED);
 	}
 	return n;
-}
-
-uint64_t lk_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*

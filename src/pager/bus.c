@@ -94,11 +94,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pager/inject.h"
 #include "pager/pager.h"
+#include "sc/clock.h"
 
 #ifndef UFFDIO_POISON
 struct uffdio_poison {
@@ -250,13 +250,6 @@ static enum bus_how bus_look(uint32_t tid)
 	return t.bt_pending & BUS_BIT ? BUS_PENDING : BUS_SIGNAL;
 }
 
-static uint64_t bus_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Thread tid took its SIGBUS (or is gone): forget its pairs.
  * => uvm_lock held. */
 static void bus_seen_forget(uint32_t tid)
@@ -272,7 +265,7 @@ static void bus_seen_forget(uint32_t tid)
  *    or the table is full of fresh pairs), false: only wake. */
 static bool bus_seen_again(uint32_t tid, uintptr_t va)
 {
-	uint64_t now = bus_now();
+	uint64_t now = sc_now_ns();
 	struct bus_seen *use = NULL;
 	for (size_t k = 0; k < BUS_NSEEN; k++) {
 		struct bus_seen *b = &bus_seen[k];

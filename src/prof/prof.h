@@ -30,20 +30,20 @@
  *      arrival, and the site where it acquired the lock)
  *   lk_spin, pass &pa in:
  *      spinner cap refused:  pa->pa_park_reason_next = PROF_PARK_SPINNER_CAP
- *      at its start:         uint64_t ps = prof_on() ? lk_now_ns() : 0;
+ *      at its start:         uint64_t ps = prof_on() ? sc_now_ns() : 0;
  *      it stops because the holder is not running:
  *                            reason PROF_PARK_OWNER_OFFCPU, else
  *                            PROF_PARK_SPIN_BUDGET
  *      at its end (got = took the lock):
  *          if (prof_on()) {
- *              prof_acq_spun(pa, lk_now_ns() - ps, got, PROF_SPINS);
+ *              prof_acq_spun(pa, sc_now_ns() - ps, got, PROF_SPINS);
  *              pa->pa_park_reason_next = reason;
  *          }
  *   lk_lock_slow, around each lk_park():
- *          uint64_t p0 = prof_on() ? lk_now_ns() : 0;
+ *          uint64_t p0 = prof_on() ? sc_now_ns() : 0;
  *          ... lk_park(...) ...
  *          if (prof_on())
- *              prof_acq_parked(&pa, lk_now_ns() - p0, pa.pa_park_reason_next);
+ *              prof_acq_parked(&pa, sc_now_ns() - p0, pa.pa_park_reason_next);
  *   lk_lock_slow, every return with the lock held:
  *          prof_contended(m, &pa, NULL);
  *   lk_lock_slow, return ETIMEDOUT:   prof_timedout(m, &pa, NULL);

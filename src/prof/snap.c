@@ -317,9 +317,7 @@ struct prof_snap *prof_snap_take(bool final)
 	snprintf(s->policy, sizeof s->policy, "%s",
 	         g->g_cfg.pc_policy ? g->g_cfg.pc_policy : "owner");
 	s->spin_measured = strcmp(s->policy, "glibc") != 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t now = sc_now_ns();
 	s->duration_ns = now > g->g_t0_ns ? now - g->g_t0_ns : 0;
 	s->lock_overflow = __atomic_load_n(&g->g_lock_overflow, __ATOMIC_RELAXED);
 	s->site_overflow = __atomic_load_n(&g->g_site_overflow, __ATOMIC_RELAXED);

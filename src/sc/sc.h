@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "sc/abi.h"
+#include "sc/clock.h"
 
 #define SC_HIDDEN __attribute__((visibility("hidden")))
 

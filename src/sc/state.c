@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <sched.h>
-#include <time.h>
 
 #include "sc/sc.h"
 
@@ -59,8 +58,7 @@ void sc_slot_self_mark(struct sc_slot *s, int state, uint32_t sysno)
 	if (!s || __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED) !=
 	          SCHEDCTL_SOURCE_SUPERVISOR)
 		return;
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t now = sc_now_ns();
 	if (state == SC_ONPROC) {
 		int c = sched_getcpu();
 		if (c >= 0)
@@ -68,8 +66,7 @@ void sc_slot_self_mark(struct sc_slot *s, int state, uint32_t sysno)
 			                 __ATOMIC_RELAXED);
 	}
 	__atomic_store_n(&s->ss_sysno, sysno, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->ss_stamp_ns, (uint64_t)t.tv_sec * 1000000000ull +
-	                 (uint64_t)t.tv_nsec, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->ss_stamp_ns, now, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ss_pub.sc_state, (unsigned short)state,
 	                 __ATOMIC_RELAXED);
 }

@@ -170,7 +170,7 @@ uint64_t sv_slot_store(struct sc_slot *s, int state, int cpu)
 			                 __ATOMIC_RELAXED);
 		return 0;
 	}
-	uint64_t stamp = sv_now_ns();
+	uint64_t stamp = sc_now_ns();
 	if (cpu >= 0)
 		__atomic_store_n(&s->ss_pub.sc_cpu, cpu, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ss_stamp_ns, stamp, __ATOMIC_RELAXED);

@@ -42,7 +42,7 @@ static int launch_listen(char *name, size_t namelen)
 {
 	uint64_t rnd = 0;
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (uint64_t)sv_now_ns() * 0x9e3779b97f4a7c15ull;
+		rnd = (uint64_t)sc_now_ns() * 0x9e3779b97f4a7c15ull;
 	snprintf(name, namelen, "schedctl-%d-%016llx", (int)getpid(),
 	         (unsigned long long)rnd);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

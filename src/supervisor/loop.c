@@ -37,13 +37,6 @@ struct sv_state sv;
 
 enum { EV_LISTEN = 1, EV_SIGCHLD, EV_TIMER, EV_REQUEST };
 
-uint64_t sv_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void sv_log(const char *fmt, ...)
 {
 	char buf[256];

@@ -256,10 +256,10 @@ static void sample_policy(bool contended, uint64_t *floor_ns, uint64_t *factor)
 
 void sv_sample_tick(void)
 {
-	struct sample_tick k = { sv_now_ns(), 0 };
+	struct sample_tick k = { sc_now_ns(), 0 };
 	sample_sweep++;
 	sv_task_foreach(sample_task, &k);
-	uint64_t cost = sv_now_ns() - k.sk_t0, floor_ns, factor;
+	uint64_t cost = sc_now_ns() - k.sk_t0, floor_ns, factor;
 	sample_policy(k.sk_runnable > 0, &floor_ns, &factor);
 	uint64_t iv = cost * factor;
 	if (iv < floor_ns)

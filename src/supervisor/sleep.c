@@ -90,7 +90,7 @@ static long sleep_call(clockid_t clock, int flags, const struct timespec *req,
 {
 	struct sc_slot *s = sc_thread_slot();
 	bool notified = s && sleep_requests_pending(s);
-	if (s && !notified)
+	if (!notified)
 		sc_slot_self_mark(s, SC_SLEEP, SYS_clock_nanosleep);
 	int oldtype;
 	(void)pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
@@ -100,8 +100,7 @@ static long sleep_call(clockid_t clock, int flags, const struct timespec *req,
 	(void)pthread_setcanceltype(oldtype, NULL);
 	/* Awake and running this code: say so rather than leave SC_SLEEP
 	 * until the sampler's next sweep. */
-	if (s)
-		sc_slot_self_mark(s, SC_ONPROC, ~0u);
+	sc_slot_self_mark(s, SC_ONPROC, ~0u);
 	return r;
 }
 

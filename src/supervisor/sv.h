@@ -147,7 +147,6 @@ SC_HIDDEN int sv_backstop_start(int listener, const void *region);
 /* loop.c */
 SC_HIDDEN void sv_main(int listen_fd, pid_t root) __attribute__((noreturn));
 SC_HIDDEN void sv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-SC_HIDDEN uint64_t sv_now_ns(void);
 
 /* conn.c */
 SC_HIDDEN void sv_conn_accept(void);
