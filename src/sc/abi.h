@@ -27,8 +27,10 @@
  *   (W)       sc_state, sc_cpu, ss_sysno, ss_stamp_ns (relaxed),
  *             only while ss_source == SCHEDCTL_SOURCE_SUPERVISOR, except
  *             SC_STOPPED, which it may store for any source (and must
- *             replace by SC_ONPROC when the stop ends: for a PERF slot
- *             SC_STOPPED overrides a switch-out record)
+ *             replace when the stop ends: for a PERF slot SC_STOPPED
+ *             overrides a switch-out record; a SUPERVISOR slot gets
+ *             SC_SLEEP back if it slept when the stop began, as its
+ *             call restarts, else SC_ONPROC)
  *   owner     (sc_cpu,) ss_sysno, ss_stamp_ns, then sc_state (relaxed),
  *             in its own SUPERVISOR slot (sc_slot_self_mark): SC_SLEEP
  *             just before a sleep it makes without a notification (with

@@ -53,6 +53,12 @@ static int state_from_source(const struct sc_slot *s, int st, int *cpu)
 	return -1;
 }
 
+/* A signal handler that sleeps inside the thread's own unnotified sleep
+ * ends by marking SC_ONPROC while the interrupted sleep goes on; the
+ * sampler's next sweep (1-2 ms) repairs that.  Counting nested sleeps in
+ * TLS would avoid it, but a handler that siglongjmps out of a sleep
+ * (the old alarm-timeout idiom) would leave the count raised for good,
+ * and every later wake of that thread would then read SC_SLEEP. */
 void sc_slot_self_mark(struct sc_slot *s, int state, uint32_t sysno)
 {
 	if (!s || __atomic_load_n(&s->ss_source, __ATOMIC_RELAXED) !=

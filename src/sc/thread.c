@@ -229,26 +229,34 @@ struct sc_slot *sc_thread_setup(void)
 	return s;
 }
 
+/* The thread forgets its slot before it frees it: a signal handler that
+ * runs in between (and parks on a lock, or sleeps) must not find the
+ * slot through sc_thread_slot() and mark it SC_SLEEP/SC_ONPROC over
+ * SC_FREE, or, once it is given back, in another thread's hands.  The
+ * signal fence keeps the compiler from sinking the TLS stores below
+ * the releasing ones (a handler runs on this thread: no CPU fence). */
 static void thread_release_slot(void)
 {
 	struct sc_slot *s = tls_slot;
+	char *ring = tls_ring;
 	if (!s)
 		return;
+	tls_slot = NULL;
+	tls_ring = NULL;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->ss_pub.sc_state, SC_FREE, __ATOMIC_RELEASE);
 	if (s->ss_source == SCHEDCTL_SOURCE_PERF)
-		sc_perf_detach(tls_ring);
+		sc_perf_detach(ring);
 	__atomic_store_n(&s->ss_tid, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ss_source, SCHEDCTL_SOURCE_NONE, __ATOMIC_RELAXED);
 	sc_region_give_back(s);
-	tls_slot = NULL;
-	tls_ring = NULL;
 }
 
 static void thread_key_destructor(void *arg)
 {
 	(void)arg;
+	tls_phase = TS_GONE;        /* first: no new slot from a handler */
 	thread_release_slot();
-	tls_phase = TS_GONE;
 }
 
 static void thread_atfork_child(void)

@@ -120,6 +120,7 @@ struct sv_task {
 	int tk_fd_schedstat;
 	int tk_fd_status;
 	bool tk_group_stopped;
+	uint8_t tk_prestop_state;     /* slot's sc_state when the stop began */
 	bool tk_sigblock;             /* SETSIGMASK at the next ptrace stop */
 	bool tk_interrupted;          /* PTRACE_INTERRUPT sent */
 	struct sv_task *tk_next;      /* hash chain */

@@ -139,6 +139,9 @@ static void trace_stop(struct sv_task *t, int sig)
 {
 	struct sc_slot *s = trace_slot(t);
 	if (trace_is_stop_signal(sig)) {
+		if (s && !t->tk_group_stopped)
+			t->tk_prestop_state = (uint8_t)__atomic_load_n(
+				&s->ss_pub.sc_state, __ATOMIC_RELAXED);
 		t->tk_group_stopped = true;
 		if (s)
 			sv_slot_store(s, SC_STOPPED, -1);
@@ -149,9 +152,15 @@ static void trace_stop(struct sv_task *t, int sig)
 	if (t->tk_sigblock)
 		trace_apply_sigblock(t);
 	if (t->tk_group_stopped) {
+		/* A thread stopped in a sleep (a call, or the runtime's lock
+		 * park) goes back to it: the kernel restarts the call, and
+		 * nobody tells us (the sampler would, 1-2 ms later).  Else it
+		 * runs on.  (A PERF slot takes SC_ONPROC either way: its
+		 * ring says the rest.) */
 		t->tk_group_stopped = false;
 		if (s)
-			sv_slot_store(s, SC_ONPROC, -1);
+			sv_slot_store(s, t->tk_prestop_state == SC_SLEEP ?
+			              SC_SLEEP : SC_ONPROC, -1);
 	}
 	trace_cont(t->tk_tid, 0);
 }

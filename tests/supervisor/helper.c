@@ -22,8 +22,9 @@
  *   thread-exec             a second thread execs `source`
  *   rawclone                a thread made with clone() blocks and exits
  *   name MS                 print the control socket's name, wait MS
- *   stopped                 SIGSTOP/SIGCONT a child, reading its slot
- *                           through /proc/PID/map_files (root)
+ *   stopped [sleeper]       SIGSTOP/SIGCONT a child, reading its slot
+ *                           through /proc/PID/map_files (root); a
+ *                           sleeper child must read SC_SLEEP after
  *   rawexit                 a thread exits by SYS_exit: its slot must
  *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
@@ -826,7 +827,10 @@ static const volatile sc_shared_t *h_map_remote(pid_t pid, uintptr_t addr)
 	return p == MAP_FAILED ? NULL : (const volatile sc_shared_t *)(p + (addr - lo));
 }
 
-static int mode_stopped(void)
+/* sleeper: the child sleeps in one long call, and its slot must read
+ * SC_SLEEP again as soon as the stop ends (the supervisor's source: the
+ * raw sc_state is the state). */
+static int mode_stopped(bool sleeper)
 {
 	int fds[2];
 	if (pipe(fds) < 0)
@@ -836,7 +840,7 @@ static int mode_stopped(void)
 		uintptr_t a = (uintptr_t)schedctl_self();
 		(void)!write(fds[1], &a, sizeof a);
 		for (;;)
-			h_sleep_ms(5);
+			h_sleep_ms(sleeper ? 100000 : 5);
 	}
 	uintptr_t a = 0;
 	(void)!read(fds[0], &a, sizeof a);
@@ -860,6 +864,9 @@ static int mode_stopped(void)
 	kill(c, SIGKILL);
 	waitpid(c, NULL, 0);
 	printf("before=%d stopped=%d after=%d\n", before, stopped, after);
+	if (sleeper)
+		return before == SC_SLEEP && stopped == SC_STOPPED &&
+		       after == SC_SLEEP ? 0 : 1;
 	return before != SC_STOPPED && stopped == SC_STOPPED &&
 	       after != SC_STOPPED ? 0 : 1;
 }
@@ -1051,7 +1058,7 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "rawexit"))
 		return mode_rawexit();
 	if (!strcmp(m, "stopped"))
-		return mode_stopped();
+		return mode_stopped(argc > 2 && !strcmp(argv[2], "sleeper"));
 	if (!strcmp(m, "rawclone"))
 		return mode_rawclone();
 	if (!strcmp(m, "name")) {       /* for the bystander test */

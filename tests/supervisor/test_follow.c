@@ -81,6 +81,22 @@ Test(follow, group_stop_is_sc_stopped, .timeout = 60)
 	}
 }
 
+/* A thread stopped in a sleep goes back to it when the stop ends: its
+ * supervisor-source slot must say SC_SLEEP at once, not SC_ONPROC until
+ * the sampler's next sweep (slowed to 1 s here, so that it is not
+ * what repairs the state). */
+Test(follow, group_stop_end_keeps_a_sleeper_asleep, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("reads a child's slot through map_files (root)");
+	const char *env[] = { "SCHEDCTL_SAMPLE_US=1000000", NULL };
+	char *av[] = { (char *)su_schedctl(), "run", "--state-source=supervisor",
+	               "--", (char *)su_helper(), "stopped", "sleeper", NULL };
+	cr_assert_eq(su_run_env(&r, av, env, NULL, LIMIT), 0);
+	cr_assert(!r.timed_out, "timed out; stderr: %s", r.err);
+	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
+}
+
 Test(follow, exec_from_a_second_thread, .timeout = 60)
 {
 	run_helper("--state-source=supervisor", "thread-exec", NULL);
