@@ -8,7 +8,9 @@
  *   pthread_create   every new thread takes its schedctl slot before
  *                    running the program's start routine, and starts
  *                    that routine only once its creator is back from
- *                    pthread_create (src/supervisor/gate.c says why)
+ *                    pthread_create (src/supervisor/gate.c says why);
+ *                    the program's threads are counted, so that the
+ *                    process ends with its last one (src/sc/lastthread.c)
  *
  * Threads made with raw clone() have no slot; the supervisor still
  * follows them with ptrace.
@@ -55,12 +57,14 @@ static preload_create_fn preload_resolve(void)
 __attribute__((constructor)) static void preload_init(void)
 {
 	real_pthread_create = preload_resolve();
+	sc_program_threads_start();
 	sv_agent_start(real_pthread_create);
 }
 
 static void *preload_trampoline(void *p)
 {
 	struct preload_start *s = p;
+	sc_program_thread_begin();
 	sv_agent_thread_begin();
 	prof_thread_begin();
 	sv_gate_pass(&s->ps_gate);
@@ -77,14 +81,16 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 	if (!real_pthread_create)
 		real_pthread_create = preload_resolve();
 	struct preload_start *s = malloc(sizeof *s);
-	if (!s)
+	if (!s)       /* not counted: src/sc/lastthread.c */
 		return real_pthread_create(t, attr, fn, arg);
 	s->ps_fn = fn;
 	s->ps_arg = arg;
 	sv_gate_init(&s->ps_gate);
 	s->ps_refs = 2;
+	sc_program_thread_creating(1);
 	int e = real_pthread_create(t, attr, preload_trampoline, s);
 	if (e) {
+		sc_program_thread_creating(-1);
 		free(s);
 		return e;
 	}

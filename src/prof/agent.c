@@ -250,6 +250,7 @@ int prof_init(const struct prof_config *cfg)
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	agent_start();
+	sc_runtime_stop_at_end(prof_shutdown);   /* src/sc/lastthread.c */
 	__atomic_store_n(&prof_on_flag, true, __ATOMIC_RELEASE);
 	return 0;
 }

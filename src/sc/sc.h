@@ -138,6 +138,20 @@ SC_HIDDEN void sc_set_supervised(bool on);
  * child start threads of the runtime's before the program starts one
  * of its own. */
 SC_HIDDEN void sc_runtime_thread_count(int delta);
+
+/* ---- lastthread.c: the process ends with the program's last thread ----
+ * The preload counts the program's threads (start: in its constructor,
+ * on the main thread; creating: +1 before each real pthread_create, -1
+ * if it failed; begin: first thing in each new thread).  When the last
+ * one ends, the stops registered with sc_runtime_stop_at_end (each
+ * stops and joins one runtime thread; idempotent) run, so that glibc,
+ * whose count includes the runtime's threads, ends the process as it
+ * would natively.  No-ops outside the preload. */
+SC_HIDDEN void sc_program_threads_start(void);
+SC_HIDDEN void sc_program_thread_creating(int delta);
+SC_HIDDEN void sc_program_thread_begin(void);
+SC_HIDDEN void sc_program_thread_is_runtime(void);  /* thread.c */
+SC_HIDDEN void sc_runtime_stop_at_end(void (*stop)(void));
 /* A numeric field of /proc/PID/status ("TracerPid"), -1 if unreadable. */
 SC_HIDDEN long sc_status_field(pid_t pid, const char *key);
 /* A signal mask of /proc/PID/status ("SigIgn") into *mask: 0, or -1. */

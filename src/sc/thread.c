@@ -277,6 +277,8 @@ static int runtime_threads;
 
 void sc_runtime_thread_count(int delta)
 {
+	if (delta > 0)
+		sc_program_thread_is_runtime();
 	__atomic_add_fetch(&runtime_threads, delta, __ATOMIC_RELAXED);
 }
 

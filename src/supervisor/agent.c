@@ -212,6 +212,10 @@ static struct agent_watch {
 	                                 copy to learn with, closed after
 	                                 (supervised), or the orphan's own */
 	bool aw_learn;                /* expect the learning call */
+	bool aw_joinable;             /* watches a supervisor: joined by
+	                                 agent_stop_watchdog(), not detached */
+	bool aw_quit;                 /* the program's last thread is ending
+	                                 (release; the watchdog acquires) */
 	uint32_t aw_ready;            /* futex word; release/acquire */
 	uint32_t aw_started;          /* futex word: the thread is running
 	                                 agent_watchdog() (its runtime's
@@ -262,6 +266,8 @@ static void *agent_watchdog_run(void *arg)
 			continue;
 		break;
 	}
+	if (__atomic_load_n(&w->aw_quit, __ATOMIC_ACQUIRE))
+		return NULL;              /* not the supervisor: our shutdown */
 orphan:
 	agent_takeover(w->aw_listener);
 	return NULL;
@@ -289,6 +295,8 @@ static int agent_start_watchdog(int conn)
 	ag_watch.aw_listener = -1;
 	ag_watch.aw_ready = AW_WAIT;
 	ag_watch.aw_started = 0;
+	ag_watch.aw_joinable = false;
+	ag_watch.aw_quit = false;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setstacksize(&a, 64 * 1024);
@@ -304,6 +312,25 @@ static int agent_start_watchdog(int conn)
 		(void)sc_marked_syscall(SYS_futex, (long)&ag_watch.aw_started,
 		                        FUTEX_WAIT_PRIVATE, 0, 0, 0);
 	return 0;
+}
+
+/* The program's last thread is ending (src/sc/lastthread.c): a watchdog
+ * that only watches the supervisor goes, so that glibc ends the process
+ * as it would without us.  Shutting our end for reading wakes its
+ * recvmsg with 0 (the supervisor's end sees nothing: it never writes);
+ * aw_quit tells it that this is not the supervisor going.  One that
+ * answers a listener of its own (orphaned) is never stopped: the ending
+ * thread's last calls need it.  If the supervisor went first, the
+ * watchdog has returned already and this only joins it. */
+static void agent_stop_watchdog(void)
+{
+	if (!ag_watch.aw_joinable)
+		return;
+	ag_watch.aw_joinable = false;
+	__atomic_store_n(&ag_watch.aw_quit, true, __ATOMIC_RELEASE);
+	(void)shutdown(ag_watch.aw_conn, SHUT_RD);
+	(void)pthread_join(ag_watch.aw_thread, NULL);
+	ag.ag_watch_live = false;
 }
 
 /* The watchdog goes if there is a supervisor to watch or a listener to
@@ -326,10 +353,14 @@ static void agent_release_watchdog(int listener)
 	                 __ATOMIC_RELEASE);
 	(void)syscall(SYS_futex, &ag_watch.aw_ready, FUTEX_WAKE_PRIVATE, 1,
 	              NULL, NULL, 0);
-	if (go)
+	if (go && ag_watch.aw_conn >= 0) {
+		ag_watch.aw_joinable = true;
+		sc_runtime_stop_at_end(agent_stop_watchdog);
+	} else if (go) {
 		(void)pthread_detach(ag_watch.aw_thread);
-	else
+	} else {
 		(void)pthread_join(ag_watch.aw_thread, NULL);
+	}
 }
 
 static void agent_send_hello(bool forked)
@@ -510,6 +541,7 @@ static void agent_atfork_prepare(void)
 static void agent_atfork_child(void)
 {
 	ag.ag_watch_live = false;
+	ag_watch.aw_joinable = false;     /* the parent's: not in this child */
 	if (ag.ag_conn >= 0)
 		close(ag.ag_conn);
 	ag.ag_conn = -1;

@@ -25,6 +25,9 @@
  *   stopped [sleeper]       SIGSTOP/SIGCONT a child, reading its slot
  *                           through /proc/PID/map_files (root); a
  *                           sleeper child must read SC_SLEEP after
+ *   pexit [fork]            main() ends with pthread_exit(); with fork,
+ *                           its thread forks and the child's only
+ *                           thread returns: both processes must end
  *   rawexit                 a thread exits by SYS_exit: its slot must
  *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
@@ -942,6 +945,46 @@ static void *th_rawexit(void *a)
 	return NULL;
 }
 
+/* ---- the process ends with the program's last thread ---- */
+
+static void *th_late(void *a)
+{
+	h_sleep_ms(50);
+	printf("%s=1\n", (const char *)a);
+	return NULL;
+}
+
+/* In a fork child made by a worker thread, the forking thread is alone;
+ * once it returns, the child must end (status 0), as natively. */
+static void *th_forker(void *a)
+{
+	(void)a;
+	pid_t c = fork();
+	if (c == 0) {
+		pthread_t t;
+		pthread_create(&t, NULL, th_late, "child_thread_done");
+		pthread_join(t, NULL);
+		return NULL;
+	}
+	int st = -1;
+	for (int i = 0; i < 2000 && waitpid(c, &st, WNOHANG) == 0; i++)
+		h_sleep_ms(5);        /* 10 s at most */
+	printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	if (!WIFEXITED(st))
+		kill(c, SIGKILL);
+	return NULL;
+}
+
+/* main() ends with pthread_exit(): the process ends when the last
+ * thread has (glibc calls exit(0) in it), not when main's thread does. */
+static int mode_pexit(bool fork_from_worker)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, fork_from_worker ? th_forker : th_late,
+	               "thread_done");
+	pthread_exit(NULL);
+}
+
 static int mode_rawexit(void)
 {
 	pthread_t t;
@@ -1057,6 +1100,8 @@ int main(int argc, char **argv)
 		return mode_cookie();
 	if (!strcmp(m, "rawexit"))
 		return mode_rawexit();
+	if (!strcmp(m, "pexit"))
+		return mode_pexit(argc > 2 && !strcmp(argv[2], "fork"));
 	if (!strcmp(m, "stopped"))
 		return mode_stopped(argc > 2 && !strcmp(argv[2], "sleeper"));
 	if (!strcmp(m, "rawclone"))

@@ -97,6 +97,30 @@ Test(follow, group_stop_end_keeps_a_sleeper_asleep, .timeout = 60)
 	cr_assert_eq(SU_EXIT(&r), 0, "%s%s", r.out, r.err);
 }
 
+/* glibc ends a process when its last thread ends; the runtime's own
+ * threads (the watchdog, the profiler's agent) must not keep it alive:
+ * main() ending with pthread_exit(), and a fork child made by a worker
+ * thread, used to stay forever (CPython's test_threading hung on it). */
+Test(follow, last_thread_ends_the_process, .timeout = 120)
+{
+	const char *opts[] = { "--state-source=perf", "--state-source=supervisor",
+	                       "--profile" };
+	for (unsigned i = 0; i < sizeof opts / sizeof *opts; i++) {
+		cr_assert_eq(su_run_helper(&r, opts[i], "pexit", NULL, 20000), 0);
+		cr_assert(!r.timed_out, "%s: the process outlived its threads",
+		          opts[i]);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s: %s%s", opts[i], r.out, r.err);
+		cr_assert(strstr(r.out, "thread_done=1"), "%s: %s", opts[i], r.out);
+		cr_assert_eq(su_run_helper(&r, opts[i], "pexit", "fork", 20000), 0);
+		cr_assert(!r.timed_out, "%s: fork: the child or the parent "
+		          "outlived its threads", opts[i]);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s: %s%s", opts[i], r.out, r.err);
+		cr_assert_eq(su_field(r.out, "child_status"), 0, "%s: %s",
+		             opts[i], r.out);
+		cr_assert(strstr(r.out, "child_thread_done=1"), "%s", r.out);
+	}
+}
+
 Test(follow, exec_from_a_second_thread, .timeout = 60)
 {
 	run_helper("--state-source=supervisor", "thread-exec", NULL);
