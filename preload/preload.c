@@ -38,6 +38,7 @@ struct preload_start {
 	void *ps_arg;
 	struct sv_gate ps_gate;
 	uint32_t ps_refs;   /* 2 at creation; acq_rel decrements */
+	bool ps_counted;    /* src/sc/lastthread.c */
 };
 
 static void preload_start_put(struct preload_start *s)
@@ -61,16 +62,24 @@ __attribute__((constructor)) static void preload_init(void)
 	sv_agent_start(real_pthread_create);
 }
 
+/* The set-up runs with cancellation off: natively a thread cancelled
+ * right after pthread_create meets the cancel at the first cancellation
+ * point of its start routine (which may have disabled it first), not in
+ * our set-up (the profiler's reads /proc). */
 static void *preload_trampoline(void *p)
 {
 	struct preload_start *s = p;
-	sc_program_thread_begin();
+	int cs;
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	if (s->ps_counted)
+		sc_program_thread_begin();
 	sv_agent_thread_begin();
 	prof_thread_begin();
 	sv_gate_pass(&s->ps_gate);
 	void *(*fn)(void *) = s->ps_fn;
 	void *arg = s->ps_arg;
 	preload_start_put(s);
+	(void)pthread_setcancelstate(cs, NULL);
 	return fn(arg);
 }
 
@@ -87,10 +96,11 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 	s->ps_arg = arg;
 	sv_gate_init(&s->ps_gate);
 	s->ps_refs = 2;
-	sc_program_thread_creating(1);
+	s->ps_counted = sc_program_thread_creating(1);
 	int e = real_pthread_create(t, attr, preload_trampoline, s);
 	if (e) {
-		sc_program_thread_creating(-1);
+		if (s->ps_counted)
+			(void)sc_program_thread_creating(-1);
 		free(s);
 		return e;
 	}

@@ -27,12 +27,16 @@
  * glibc's exit path and, being glibc's last thread too, calls exit(0)
  * itself, as natively.
  *
- * Threads this does not see (made with raw clone(), or before the
- * preload's constructor by another library's) are not counted: if the
+ * Threads this does not see (made with raw clone(), by glibc itself for
+ * SIGEV_THREAD timers, or before the preload's constructor by another
+ * library's) are not counted (a fork child's only thread is, whichever
+ * it was): if the
  * count reaches 0 while one still runs, the runtime's threads stop
  * early (no watchdog, no live profile dumps) and the process goes on
  * until that thread ends, as natively.  Outside the preload nothing
- * here is enabled.
+ * here is enabled.  An orphaned image's watchdog (it answers a listener
+ * of its own: supervisor and backstop both died) is never stopped: the
+ * ending thread's own last calls need it.
  *
  * Memory order: prog_count is decremented with acq_rel, so the thread
  * that takes it to 0 sees everything the other ended threads did;
@@ -46,18 +50,31 @@
 
 #define PROG_MAX_STOPS 4
 
-static bool prog_enabled;               /* relaxed: set by the constructor */
+static bool prog_enabled;               /* release/acquire: set by the
+                                           constructor, after the key */
 static int prog_count;                  /* program threads running */
+static bool prog_stopped;               /* the stops ran (exchange) */
 static pthread_key_t prog_key;
 static void (*prog_stops[PROG_MAX_STOPS])(void);
 
+/* Once: the count can go back up (a thread made by a later destructor,
+ * or by a thread we do not count) and reach 0 again, and two stops of
+ * one thread must not both join it.  Not cancellable: a cancel still
+ * pending when a thread ends acts at the first cancellation point, and
+ * the joins are such points; unwinding out of here would leave a
+ * runtime thread running and the process alive. */
 static void prog_stop_runtime(void)
 {
+	if (__atomic_exchange_n(&prog_stopped, true, __ATOMIC_ACQ_REL))
+		return;
+	int old;
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	for (int i = 0; i < PROG_MAX_STOPS; i++) {
 		void (*fn)(void) = __atomic_load_n(&prog_stops[i], __ATOMIC_ACQUIRE);
 		if (fn)
 			fn();
 	}
+	(void)pthread_setcancelstate(old, NULL);
 }
 
 /* => a counted thread is ending (its key's destructor). */
@@ -68,10 +85,15 @@ static void prog_thread_ended(void *mark)
 		prog_stop_runtime();
 }
 
-/* A fork child has one thread, the forking one, which keeps its mark. */
+/* A fork child has one thread, the forking one, and it is the
+ * program's whatever it was in the parent (a thread we did not count,
+ * or one whose destructor already ran and forked from a later one:
+ * glibc runs a destructor again when its value is set again). */
 static void prog_atfork_child(void)
 {
 	__atomic_store_n(&prog_count, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&prog_stopped, false, __ATOMIC_RELAXED);
+	(void)pthread_setspecific(prog_key, (void *)1);
 }
 
 void sc_program_threads_start(void)
@@ -84,16 +106,20 @@ void sc_program_threads_start(void)
 	__atomic_store_n(&prog_enabled, true, __ATOMIC_RELEASE);
 }
 
-void sc_program_thread_creating(int delta)
+bool sc_program_thread_creating(int delta)
 {
-	if (__atomic_load_n(&prog_enabled, __ATOMIC_ACQUIRE))
-		__atomic_add_fetch(&prog_count, delta, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&prog_enabled, __ATOMIC_ACQUIRE))
+		return false;
+	__atomic_add_fetch(&prog_count, delta, __ATOMIC_RELAXED);
+	return true;
 }
 
+/* Only for a thread whose creation was counted: one made before the
+ * constructor (another library's constructor starting a pool) must not
+ * take the count down when it ends. */
 void sc_program_thread_begin(void)
 {
-	if (__atomic_load_n(&prog_enabled, __ATOMIC_ACQUIRE))
-		(void)pthread_setspecific(prog_key, (void *)1);
+	(void)pthread_setspecific(prog_key, (void *)1);
 }
 
 /* The calling thread turned out to be the runtime's: uncount it.  Its

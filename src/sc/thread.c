@@ -256,6 +256,7 @@ static void thread_key_destructor(void *arg)
 {
 	(void)arg;
 	tls_phase = TS_GONE;        /* first: no new slot from a handler */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	thread_release_slot();
 }
 

@@ -139,9 +139,9 @@ static void trace_stop(struct sv_task *t, int sig)
 {
 	struct sc_slot *s = trace_slot(t);
 	if (trace_is_stop_signal(sig)) {
-		if (s && !t->tk_group_stopped)
-			t->tk_prestop_state = (uint8_t)__atomic_load_n(
-				&s->ss_pub.sc_state, __ATOMIC_RELAXED);
+		if (!t->tk_group_stopped)
+			t->tk_prestop_state = s ? (uint8_t)__atomic_load_n(
+				&s->ss_pub.sc_state, __ATOMIC_RELAXED) : SC_ONPROC;
 		t->tk_group_stopped = true;
 		if (s)
 			sv_slot_store(s, SC_STOPPED, -1);

@@ -25,9 +25,13 @@
  *   stopped [sleeper]       SIGSTOP/SIGCONT a child, reading its slot
  *                           through /proc/PID/map_files (root); a
  *                           sleeper child must read SC_SLEEP after
- *   pexit [fork]            main() ends with pthread_exit(); with fork,
+ *   pexit [fork|cancel]     main() ends with pthread_exit(); with fork,
  *                           its thread forks and the child's only
- *                           thread returns: both processes must end
+ *                           thread returns: both processes must end;
+ *                           with cancel, the last thread ends with a
+ *                           cancel pending
+ *   timerfork               a SIGEV_THREAD timer's thread forks; the
+ *                           child must end when that thread returns
  *   rawexit                 a thread exits by SYS_exit: its slot must
  *                           read SC_FREE (the supervisor's exit event)
  *   cancel | sigblock | park   the illumos emulations
@@ -964,7 +968,7 @@ static void *th_forker(void *a)
 		pthread_t t;
 		pthread_create(&t, NULL, th_late, "child_thread_done");
 		pthread_join(t, NULL);
-		return NULL;
+		return (void *)1;         /* the child's thread returns */
 	}
 	int st = -1;
 	for (int i = 0; i < 2000 && waitpid(c, &st, WNOHANG) == 0; i++)
@@ -975,14 +979,60 @@ static void *th_forker(void *a)
 	return NULL;
 }
 
+/* The last thread ends with a cancel still pending (it was disabled
+ * when the cancel came, enabled again without a cancellation point):
+ * the runtime's stop, which joins threads, must not act on it. */
+static int pexit_cancel_seen;
+
+static void *th_cancel_pending(void *a)
+{
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	while (!__atomic_load_n(&pexit_cancel_seen, __ATOMIC_ACQUIRE))
+		h_sleep_ms(1);
+	h_sleep_ms(20);                   /* main's pthread_exit is done */
+	printf("%s=1\n", (const char *)a);
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	return NULL;
+}
+
 /* main() ends with pthread_exit(): the process ends when the last
  * thread has (glibc calls exit(0) in it), not when main's thread does. */
-static int mode_pexit(bool fork_from_worker)
+static int mode_pexit(const char *how)
 {
 	pthread_t t;
-	pthread_create(&t, NULL, fork_from_worker ? th_forker : th_late,
+	if (how && !strcmp(how, "cancel")) {
+		pthread_create(&t, NULL, th_cancel_pending, "thread_done");
+		pthread_cancel(t);
+		__atomic_store_n(&pexit_cancel_seen, 1, __ATOMIC_RELEASE);
+		pthread_exit(NULL);
+	}
+	pthread_create(&t, NULL, how && !strcmp(how, "fork") ? th_forker
+	                                                    : th_late,
 	               "thread_done");
 	pthread_exit(NULL);
+}
+
+/* glibc's SIGEV_THREAD timer runs the callback in a thread it makes
+ * itself (not through pthread_create): the callback forks, and the
+ * child, whose only thread that is, must still end when it returns. */
+static void timer_fork_cb(union sigval v)
+{
+	(void)v;
+	if (th_forker(NULL) == NULL)
+		exit(0);                  /* the parent, once the child ended */
+}
+
+static int mode_timerfork(void)
+{
+	timer_t tm;
+	struct sigevent ev = { .sigev_notify = SIGEV_THREAD,
+	                       .sigev_notify_function = timer_fork_cb };
+	struct itimerspec its = { .it_value = { 0, 10 * 1000000L } };
+	if (timer_create(CLOCK_MONOTONIC, &ev, &tm) != 0 ||
+	    timer_settime(tm, 0, &its, NULL) != 0)
+		return 2;
+	for (;;)
+		pause();
 }
 
 static int mode_rawexit(void)
@@ -1101,7 +1151,9 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "rawexit"))
 		return mode_rawexit();
 	if (!strcmp(m, "pexit"))
-		return mode_pexit(argc > 2 && !strcmp(argv[2], "fork"));
+		return mode_pexit(argc > 2 ? argv[2] : NULL);
+	if (!strcmp(m, "timerfork"))
+		return mode_timerfork();
 	if (!strcmp(m, "stopped"))
 		return mode_stopped(argc > 2 && !strcmp(argv[2], "sleeper"));
 	if (!strcmp(m, "rawclone"))

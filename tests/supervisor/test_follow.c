@@ -118,6 +118,17 @@ Test(follow, last_thread_ends_the_process, .timeout = 120)
 		cr_assert_eq(su_field(r.out, "child_status"), 0, "%s: %s",
 		             opts[i], r.out);
 		cr_assert(strstr(r.out, "child_thread_done=1"), "%s", r.out);
+		cr_assert_eq(su_run_helper(&r, opts[i], "pexit", "cancel", 20000), 0);
+		cr_assert(!r.timed_out, "%s: cancel pending: the process outlived "
+		          "its threads", opts[i]);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s: %s%s", opts[i], r.out, r.err);
+		cr_assert(strstr(r.out, "thread_done=1"), "%s: %s", opts[i], r.out);
+		cr_assert_eq(su_run_helper(&r, opts[i], "timerfork", NULL, 20000), 0);
+		cr_assert(!r.timed_out, "%s: timer thread's fork child outlived "
+		          "its thread", opts[i]);
+		cr_assert_eq(SU_EXIT(&r), 0, "%s: %s%s", opts[i], r.out, r.err);
+		cr_assert_eq(su_field(r.out, "child_status"), 0, "%s: %s",
+		             opts[i], r.out);
 	}
 }
 
