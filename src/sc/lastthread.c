@@ -30,10 +30,9 @@
  * Threads this does not see (made with raw clone(), by glibc itself for
  * SIGEV_THREAD timers, or before the preload's constructor by another
  * library's) are not counted (a fork child's only thread is, whichever
- * it was): if the
- * count reaches 0 while one still runs, the runtime's threads stop
- * early (no watchdog, no live profile dumps) and the process goes on
- * until that thread ends, as natively.  Outside the preload nothing
+ * it was): if the count reaches 0 while one still runs, the runtime's
+ * threads stop early (no watchdog, no live profile dumps) and the
+ * process goes on until that thread ends, as natively.  Outside the preload nothing
  * here is enabled.  An orphaned image's watchdog (it answers a listener
  * of its own: supervisor and backstop both died) is never stopped: the
  * ending thread's own last calls need it.
