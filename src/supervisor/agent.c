@@ -63,6 +63,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -216,6 +217,8 @@ static struct agent_watch {
 	                                 agent_stop_watchdog(), not detached */
 	bool aw_quit;                 /* the program's last thread is ending
 	                                 (release; the watchdog acquires) */
+	dev_t aw_dev;                 /* aw_conn's socket, to tell it from */
+	ino_t aw_ino;                 /* a descriptor the program reused */
 	uint32_t aw_ready;            /* futex word; release/acquire */
 	uint32_t aw_started;          /* futex word: the thread is running
 	                                 agent_watchdog() (its runtime's
@@ -297,6 +300,11 @@ static int agent_start_watchdog(int conn)
 	ag_watch.aw_started = 0;
 	ag_watch.aw_joinable = false;
 	ag_watch.aw_quit = false;
+	struct stat st = { 0 };
+	if (conn >= 0)
+		(void)fstat(conn, &st);
+	ag_watch.aw_dev = st.st_dev;
+	ag_watch.aw_ino = st.st_ino;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setstacksize(&a, 64 * 1024);
@@ -321,10 +329,17 @@ static int agent_start_watchdog(int conn)
  * aw_quit tells it that this is not the supervisor going.  One that
  * answers a listener of its own (orphaned) is never stopped: the ending
  * thread's last calls need it.  If the supervisor went first, the
- * watchdog has returned already and this only joins it. */
+ * watchdog has returned already and this only joins it.  If the program
+ * closed our descriptor (and perhaps reused the number), the watchdog
+ * cannot be woken, and the program's own socket must not be shut: it
+ * stays (README, a process that closes all its descriptors). */
 static void agent_stop_watchdog(void)
 {
 	if (!ag_watch.aw_joinable)
+		return;
+	struct stat st;
+	if (fstat(ag_watch.aw_conn, &st) != 0 || st.st_dev != ag_watch.aw_dev ||
+	    st.st_ino != ag_watch.aw_ino)
 		return;
 	ag_watch.aw_joinable = false;
 	__atomic_store_n(&ag_watch.aw_quit, true, __ATOMIC_RELEASE);
