@@ -111,11 +111,7 @@ struct lk_cwait {
 static void lk_cond_cancelled(void *arg)
 {
 	struct lk_cwait *w = arg;
-	struct sc_slot *s = sc_thread_slot();
-	if (s) {
-		__atomic_and_fetch(&s->ss_flags, ~SS_IN_RUNTIME, __ATOMIC_RELAXED);
-		sc_slot_self_mark(s, SC_ONPROC, ~0u);
-	}
+	lk_park_ended();
 	lk_cond_leave(w->cw_cond);
 	(void)w->cw_ops->lock(w->cw_mutex);
 }

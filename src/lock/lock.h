@@ -208,6 +208,10 @@ SC_HIDDEN int lk_mutex_destroy(struct lk_mutex *m);
  * goes through sc_futex_wait).  0, -ETIMEDOUT, -EAGAIN, -EINTR. */
 SC_HIDDEN long lk_park(uint32_t *word, uint32_t val,
                        const struct lk_deadline *dl, bool private_);
+/* What lk_park does once the sleep is over (its own end, or a cancelled
+ * condvar wait, which leaves it by unwinding): clear SS_IN_RUNTIME, and
+ * mark a supervisor-source slot SC_ONPROC. */
+SC_HIDDEN void lk_park_ended(void);
 /* Remaining time to dl into *rel; false if it has passed.  EINVAL for
  * a malformed time is the caller's check (lk_timespec_valid). */
 SC_HIDDEN bool lk_deadline_left(const struct lk_deadline *dl,

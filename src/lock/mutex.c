@@ -257,11 +257,17 @@ long lk_park(uint32_t *word, uint32_t val, const struct lk_deadline *dl,
 		sc_slot_self_mark(s, SC_SLEEP, SYS_futex);
 	}
 	long r = sc_futex_wait(word, val, relp, private_);
+	lk_park_ended();
+	return r;
+}
+
+void lk_park_ended(void)
+{
+	struct sc_slot *s = sc_thread_slot();
 	if (s) {
 		__atomic_and_fetch(&s->ss_flags, ~SS_IN_RUNTIME, __ATOMIC_RELAXED);
 		sc_slot_self_mark(s, SC_ONPROC, ~0u);
 	}
-	return r;
 }
 
 static inline bool lk_try_take(struct lk_mutex *m, uint32_t me)

@@ -32,10 +32,10 @@
  * library's) are not counted (a fork child's only thread is, whichever
  * it was): if the count reaches 0 while one still runs, the runtime's
  * threads stop early (no watchdog, no live profile dumps) and the
- * process goes on until that thread ends, as natively.  Outside the preload nothing
- * here is enabled.  An orphaned image's watchdog (it answers a listener
- * of its own: supervisor and backstop both died) is never stopped: the
- * ending thread's own last calls need it.
+ * process goes on until that thread ends, as natively.  Outside the
+ * preload nothing here is enabled.  An orphaned image's watchdog (it
+ * answers a listener of its own: supervisor and backstop both died) is
+ * never stopped: the ending thread's own last calls need it.
  *
  * Memory order: prog_count is decremented with acq_rel, so the thread
  * that takes it to 0 sees everything the other ended threads did;
@@ -92,7 +92,7 @@ static void prog_atfork_child(void)
 {
 	__atomic_store_n(&prog_count, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&prog_stopped, false, __ATOMIC_RELAXED);
-	(void)pthread_setspecific(prog_key, (void *)1);
+	sc_program_thread_begin();
 }
 
 void sc_program_threads_start(void)
@@ -100,7 +100,7 @@ void sc_program_threads_start(void)
 	if (pthread_key_create(&prog_key, prog_thread_ended) != 0)
 		return;
 	__atomic_store_n(&prog_count, 1, __ATOMIC_RELAXED);
-	(void)pthread_setspecific(prog_key, (void *)1);
+	sc_program_thread_begin();
 	(void)pthread_atfork(NULL, NULL, prog_atfork_child);
 	__atomic_store_n(&prog_enabled, true, __ATOMIC_RELEASE);
 }

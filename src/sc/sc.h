@@ -142,11 +142,12 @@ SC_HIDDEN void sc_runtime_thread_count(int delta);
 /* ---- lastthread.c: the process ends with the program's last thread ----
  * The preload counts the program's threads (start: in its constructor,
  * on the main thread; creating: +1 before each real pthread_create, -1
- * if it failed; begin: first thing in each new thread it counted).  When the last
- * one ends, the stops registered with sc_runtime_stop_at_end (each
- * stops and joins one runtime thread; idempotent) run, so that glibc,
- * whose count includes the runtime's threads, ends the process as it
- * would natively.  No-ops outside the preload. */
+ * if it failed; begin: first thing in each new thread it counted).
+ * When the last one ends, the stops registered with
+ * sc_runtime_stop_at_end (each stops and joins one runtime thread;
+ * idempotent) run, so that glibc, whose count includes the runtime's
+ * threads, ends the process as it would natively.  No-ops outside the
+ * preload. */
 SC_HIDDEN void sc_program_threads_start(void);
 SC_HIDDEN bool sc_program_thread_creating(int delta);  /* counted? */
 SC_HIDDEN void sc_program_thread_begin(void);

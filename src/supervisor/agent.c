@@ -90,7 +90,9 @@ static struct {
 	struct sv_notify_set ag_set;
 	bool ag_enabled;              /* SCHEDCTL_SUPERVISOR was set */
 	bool ag_verbose;              /* SCHEDCTL_VERBOSE: notices wanted */
-	bool ag_watch_live;           /* this image's watchdog runs */
+	bool ag_watch_live;           /* this image's watchdog runs (one
+	                                 that watches a supervisor is joinable:
+	                                 agent_stop_watchdog) */
 	bool ag_fork_alone;           /* at the last fork, no thread but the
 	                                 forking one and the watchdog */
 	bool ag_watch_deferred;       /* a fork child's watchdog waits for
@@ -213,8 +215,6 @@ static struct agent_watch {
 	                                 copy to learn with, closed after
 	                                 (supervised), or the orphan's own */
 	bool aw_learn;                /* expect the learning call */
-	bool aw_joinable;             /* watches a supervisor: joined by
-	                                 agent_stop_watchdog(), not detached */
 	bool aw_quit;                 /* the program's last thread is ending
 	                                 (release; the watchdog acquires) */
 	dev_t aw_dev;                 /* aw_conn's socket, to tell it from */
@@ -298,7 +298,6 @@ static int agent_start_watchdog(int conn)
 	ag_watch.aw_listener = -1;
 	ag_watch.aw_ready = AW_WAIT;
 	ag_watch.aw_started = 0;
-	ag_watch.aw_joinable = false;
 	ag_watch.aw_quit = false;
 	struct stat st = { 0 };
 	if (conn >= 0)
@@ -335,17 +334,16 @@ static int agent_start_watchdog(int conn)
  * stays (README, a process that closes all its descriptors). */
 static void agent_stop_watchdog(void)
 {
-	if (!ag_watch.aw_joinable)
+	if (!ag.ag_watch_live || ag_watch.aw_conn < 0)
 		return;
 	struct stat st;
 	if (fstat(ag_watch.aw_conn, &st) != 0 || st.st_dev != ag_watch.aw_dev ||
 	    st.st_ino != ag_watch.aw_ino)
 		return;
-	ag_watch.aw_joinable = false;
+	ag.ag_watch_live = false;
 	__atomic_store_n(&ag_watch.aw_quit, true, __ATOMIC_RELEASE);
 	(void)shutdown(ag_watch.aw_conn, SHUT_RD);
 	(void)pthread_join(ag_watch.aw_thread, NULL);
-	ag.ag_watch_live = false;
 }
 
 /* The watchdog goes if there is a supervisor to watch or a listener to
@@ -368,8 +366,7 @@ static void agent_release_watchdog(int listener)
 	                 __ATOMIC_RELEASE);
 	(void)syscall(SYS_futex, &ag_watch.aw_ready, FUTEX_WAKE_PRIVATE, 1,
 	              NULL, NULL, 0);
-	if (go && ag_watch.aw_conn >= 0) {
-		ag_watch.aw_joinable = true;
+	if (go && ag_watch.aw_conn >= 0) {      /* joined at the end */
 		sc_runtime_stop_at_end(agent_stop_watchdog);
 	} else if (go) {
 		(void)pthread_detach(ag_watch.aw_thread);
@@ -555,8 +552,7 @@ static void agent_atfork_prepare(void)
 
 static void agent_atfork_child(void)
 {
-	ag.ag_watch_live = false;
-	ag_watch.aw_joinable = false;     /* the parent's: not in this child */
+	ag.ag_watch_live = false;         /* the parent's: not in this child */
 	if (ag.ag_conn >= 0)
 		close(ag.ag_conn);
 	ag.ag_conn = -1;
